@@ -1,0 +1,3 @@
+from m3restore.cli import main
+
+main()

@@ -1,0 +1,546 @@
+"""Read and write images: pixels in, pixels out, safely.
+
+Everything the rest of m3restore needs to know about files lives here, so that models and
+pipelines only ever see float32 arrays in [0, 1]:
+
+* Reading decodes PNG, JPEG, TIFF, WebP and BMP (8- or 16-bit; grey, grey+alpha, RGB, RGBA),
+  applies the EXIF orientation, refuses decompression bombs *before* decoding, and turns every
+  kind of broken file into an :class:`~m3restore.errors.ImageError` with a one-line message.
+  Pillow decodes (it reports truncated data instead of padding it with grey); OpenCV is used
+  only for 16-bit data, which Pillow reduces to 8 bits for colour images.
+* Writing picks the format from the extension, keeps 16 bits where the format allows it,
+  passes the original alpha samples through unchanged, never overwrites by accident, and is
+  atomic: a reader never sees a half-written file and a failure leaves nothing behind.
+
+Metadata (EXIF, ICC profiles, DPI) is not copied to the output. The orientation is already
+applied to the pixels, so writing it again would rotate the image twice.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageFile, UnidentifiedImageError
+
+from m3restore.errors import ConfigError, ImageError
+
+DEFAULT_MAX_PIXELS: int = 100_000_000
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
+# Extension -> Pillow format name. The order of IMAGE_EXTENSIONS is the order users see.
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+# Only what we can also write, so a run never fails at the end for want of an output format.
+# (Pillow opens phones' multi-picture JPEGs as format "MPO" through its JPEG opener.)
+_READABLE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
+_SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+_ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
+_GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N")
+_TEMP_MARKER = ".tmp-"
+
+# A truncated file must fail, not decode as a grey-padded picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Pillow's own bomb guard is global state; we replace it with max_pixels while opening.
+_pillow_limit_lock = threading.Lock()
+
+
+@dataclass(eq=False)  # element-wise array comparison makes a generated __eq__ useless
+class Image:
+    """Decoded pixels plus what is needed to write them back faithfully.
+
+    ``pixels`` is float32 in [0, 1], shaped HxWx3 (RGB) or HxWx1 (grey). ``alpha`` holds the
+    file's own alpha samples (uint8 or uint16, HxW) so they can be written back bit-exact;
+    models never see it. ``bit_depth`` (8 or 16) is the depth of the source file, so a 16-bit
+    input can be written as 16-bit output.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+
+    def __post_init__(self) -> None:
+        self.pixels = np.asarray(self.pixels, dtype=np.float32)
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 3):
+            raise ValueError(f"pixels must be HxWx1 or HxWx3, got shape {self.pixels.shape}")
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
+        if self.alpha is not None and self.alpha.shape != self.pixels.shape[:2]:
+            raise ValueError(f"alpha shape {self.alpha.shape} does not match pixels {self.pixels.shape[:2]}")
+
+    @property
+    def is_grey(self) -> bool:
+        return self.pixels.shape[2] == 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), the order Pillow and users speak in."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    def rgb(self) -> np.ndarray:
+        """HxWx3 float32 pixels for a network; grey is replicated. Not a copy for RGB images."""
+        if self.is_grey:
+            return np.repeat(self.pixels, 3, axis=2)
+        return self.pixels
+
+    def with_rgb(self, rgb: np.ndarray) -> Image:
+        """A new Image holding restored pixels, ready to write in the source's form.
+
+        Values are clipped to [0, 1] (NaN becomes 0). A grey source goes back to grey (BT.601
+        luma), and alpha and bit depth are kept. If the restored image has a different size
+        (super-resolution), the alpha is resized to match, since it cannot be kept as is.
+        """
+        rgb = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected HxWx3 pixels, got shape {rgb.shape}")
+        pixels = np.clip(rgb, 0.0, 1.0)
+        if self.is_grey:
+            pixels = (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+        return replace(self, pixels=pixels, alpha=_fit_alpha(self.alpha, pixels.shape[:2]))
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float [0, 1] -> uint8, rounded to nearest and clipped (NaN becomes 0)."""
+    return _quantise(pixels, 8)
+
+
+def from_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]."""
+    if array.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {array.dtype}")
+    return array.astype(np.float32) / 255.0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
+    """Decode an image file; any problem with the file becomes an ImageError naming it.
+
+    ``max_pixels`` (None for no limit) is checked against the header before any pixel data is
+    decoded, so a small file that claims a huge size cannot exhaust memory.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    with _open(data, path, max_pixels) as pil:
+        bit_depth = _bit_depth(pil, data, path)
+        _decode(pil, path)
+        orientation = _orientation(pil)
+        if bit_depth == 16:
+            samples = _samples_16bit(data, pil, path)
+        else:
+            samples = _samples_8bit(pil, path)
+    samples = _orient(samples, orientation)
+    return _to_image(samples, bit_depth)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file; reading bytes ourselves keeps non-ASCII paths working for OpenCV too."""
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from error
+    if not data:
+        raise ImageError(f"{path}: file is empty (0 bytes)")
+    return data
+
+
+def _open(data: bytes, path: Path, max_pixels: int | None) -> PILImage.Image:
+    """Parse the header only (Pillow is lazy) and enforce our pixel limit instead of Pillow's."""
+    with _pillow_limit_lock:
+        saved, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+        try:
+            pil = PILImage.open(io.BytesIO(data), formats=_READABLE_FORMATS)
+        except UnidentifiedImageError as error:  # Pillow's answer to garbage in a known format, too
+            raise ImageError(f"{path}: not a readable image (corrupt, or not one of {_format_list()})") from error
+        except Exception as error:
+            raise ImageError(
+                f"{path}: cannot read the image header ({_reason(error)}); the file is truncated or corrupt"
+            ) from error
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+    width, height = pil.size
+    if max_pixels is not None and width * height > max_pixels:
+        pil.close()
+        raise ImageError(
+            f"{path}: {width * height / 1e6:.1f} MP is over the {max_pixels / 1e6:.1f} MP limit; "
+            "raise it with --max-pixels"
+        )
+    return pil
+
+
+def _bit_depth(pil: PILImage.Image, data: bytes, path: Path) -> int:
+    """8 or 16. Pillow's mode cannot tell: it reports 16-bit colour PNG/TIFF as plain RGB."""
+    if pil.format == "PNG":
+        # IHDR is always the first chunk; its bit-depth byte sits at a fixed offset.
+        return 16 if data[12:16] == b"IHDR" and data[24] == 16 else 8
+    if pil.format == "TIFF":
+        bits = pil.tag_v2.get(258, 8)
+        bits = max(bits) if isinstance(bits, tuple) else bits
+        if bits > 16:
+            raise ImageError(f"{path}: {bits}-bit samples are not supported (use 8- or 16-bit images)")
+        return 16 if bits > 8 else 8
+    return 8
+
+
+def _decode(pil: PILImage.Image, path: Path) -> None:
+    """Force the full decode now, so truncated or corrupt data fails here and nowhere else."""
+    try:
+        pil.load()
+    except Exception as error:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
+        raise ImageError(
+            f"{path}: cannot decode {pil.format} data ({_reason(error)}); the file is truncated or corrupt"
+        ) from error
+
+
+def _orientation(pil: PILImage.Image) -> int:
+    """EXIF orientation (1-8), 1 when absent or unreadable; read after load() for PNG eXIf."""
+    try:
+        value = pil.getexif().get(0x0112, 1)
+    except Exception:  # broken EXIF must not make a good picture unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _samples_8bit(pil: PILImage.Image, path: Path) -> np.ndarray:
+    """HxWxC uint8 with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
+    if pil.mode in ("I", "F"):
+        raise ImageError(f"{path}: 32-bit {pil.mode} samples are not supported (use 8- or 16-bit images)")
+    if pil.mode == "P":
+        has_alpha = "transparency" in pil.info
+        pil = pil.convert("RGBA" if has_alpha else "RGB")
+    elif pil.mode == "1":
+        pil = pil.convert("L")
+    elif pil.mode not in ("L", "LA", "RGB", "RGBA"):
+        has_alpha = "A" in pil.getbands() or "a" in pil.getbands()
+        grey = pil.mode in _GREY_MODES
+        pil = pil.convert(("LA" if has_alpha else "L") if grey else ("RGBA" if has_alpha else "RGB"))
+    array = np.asarray(pil)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _samples_16bit(data: bytes, pil: PILImage.Image, path: Path) -> np.ndarray:
+    """HxWxC uint16 via OpenCV (RGB order, like the 8-bit path); Pillow says whether it is grey."""
+    array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageError(f"{path}: OpenCV could not decode the 16-bit {pil.format} data")
+    if array.dtype != np.uint16 or array.shape[1::-1] != pil.size:
+        raise ImageError(f"{path}: unsupported 16-bit {pil.format} layout ({array.dtype}, shape {array.shape})")
+    if array.ndim == 2:
+        return array[..., None]
+    channels = array.shape[2]
+    if pil.mode in _GREY_MODES:  # OpenCV expands grey+alpha to BGRA
+        return array[..., [0, 3]] if channels == 4 else array[..., :1]
+    if channels == 3:
+        return array[..., ::-1]
+    if channels == 4:
+        return array[..., [2, 1, 0, 3]]
+    raise ImageError(f"{path}: unsupported 16-bit {pil.format} layout ({channels} channels)")
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to HxWxC samples, as Pillow's ImageOps.exif_transpose would."""
+    transform = _ORIENTATIONS.get(orientation)
+    return array if transform is None else np.ascontiguousarray(transform(array))
+
+
+# EXIF orientation -> the transform that puts the picture upright (1 means already upright).
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],  # mirrored
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1],  # mirrored and upside down
+    5: lambda a: a.swapaxes(0, 1),  # transpose
+    6: lambda a: np.rot90(a, -1),  # needs 90 degrees clockwise
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),  # transverse
+    8: lambda a: np.rot90(a, 1),  # needs 90 degrees counter-clockwise
+}
+
+
+def _to_image(samples: np.ndarray, bit_depth: int) -> Image:
+    """Split colour from alpha and scale colour to float [0, 1]; alpha keeps its raw samples."""
+    colour_channels = 1 if samples.shape[2] in (1, 2) else 3
+    alpha = samples[..., colour_channels].copy() if samples.shape[2] in (2, 4) else None
+    pixels = samples[..., :colour_channels].astype(np.float32) / float(2**bit_depth - 1)
+    return Image(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_image(path: str | Path, image: Image, *, overwrite: bool = False, jpeg_quality: int = 95) -> Path:
+    """Encode ``image`` in the format named by the extension and write it atomically.
+
+    16-bit images stay 16-bit in PNG and TIFF and are rounded to 8 bits elsewhere. Alpha is
+    written unchanged to PNG, TIFF and WebP and dropped (not composited) for JPEG and BMP.
+    WebP is written lossless; ``jpeg_quality`` only affects JPEG. Parent folders are created.
+    """
+    if not 1 <= jpeg_quality <= 100:
+        raise ConfigError(f"JPEG quality must be between 1 and 100, got {jpeg_quality}")
+    path = Path(path)
+    fmt = _format_for(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory")
+    if path.exists() and not overwrite:
+        raise ImageError(f"{path}: exists; use --overwrite")
+    data = _encode(image, fmt, jpeg_quality, path)
+    _atomic_write(path, data, overwrite=overwrite)
+    return path
+
+
+def _format_for(path: Path) -> str:
+    try:
+        return _FORMATS[path.suffix.lower()]
+    except KeyError:
+        shown = path.suffix or "no extension"
+        raise ImageError(f"{path}: unknown output format ({shown}); use one of {_format_list()}") from None
+
+
+def _encode(image: Image, fmt: str, jpeg_quality: int, path: Path) -> bytes:
+    """The encoded file contents; encoding happens in memory, before anything touches disk."""
+    bit_depth = 16 if image.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS else 8
+    samples = _quantise(image.pixels, bit_depth)
+    if image.alpha is not None and fmt in _ALPHA_FORMATS:
+        samples = np.concatenate([samples, _alpha_at(image.alpha, bit_depth)[..., None]], axis=2)
+    try:
+        if bit_depth == 16:
+            return _encode_16bit(samples, fmt)
+        return _encode_8bit(samples, fmt, jpeg_quality)
+    except Exception as error:
+        raise ImageError(f"{path}: could not encode as {fmt} ({_reason(error)})") from error
+
+
+def _quantise(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float [0, 1] -> unsigned integers, rounded to nearest, clipped; NaN becomes 0."""
+    top = 2**bit_depth - 1
+    scaled = np.rint(np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0) * top)
+    return np.clip(scaled, 0, top).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+def _alpha_at(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Alpha samples at the output depth: unchanged when the depth matches, rescaled otherwise."""
+    target = np.uint16 if bit_depth == 16 else np.uint8
+    if alpha.dtype == target:
+        return alpha
+    if alpha.dtype == np.uint8:  # 8 -> 16 bits: exact, v * 257 maps 255 to 65535
+        return alpha.astype(np.uint16) * 257
+    if alpha.dtype == np.uint16:
+        return np.rint(alpha / 257.0).astype(np.uint8)
+    return _quantise(alpha, bit_depth)  # float alpha from a caller, assumed in [0, 1]
+
+
+def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int) -> bytes:
+    """Pillow for all 8-bit output: it handles grey+alpha and lossless WebP, unlike OpenCV."""
+    pil = PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples)
+    options: dict[str, object] = {}
+    if fmt == "JPEG":
+        options = {"quality": jpeg_quality, "subsampling": 0}  # 4:4:4 keeps restored detail
+    elif fmt == "WEBP":
+        options = {"lossless": True, "exact": True}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_adobe_deflate"}
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _encode_16bit(samples: np.ndarray, fmt: str) -> bytes:
+    """OpenCV for 16-bit PNG/TIFF (Pillow cannot write 16-bit colour). Expects RGB order.
+
+    OpenCV has no two-channel layout, so 16-bit grey+alpha is written as RGBA.
+    """
+    channels = samples.shape[2]
+    if channels == 2:
+        samples = samples[..., [0, 0, 0, 1]]
+    elif channels == 3:
+        samples = samples[..., ::-1]
+    elif channels == 4:
+        samples = samples[..., [2, 1, 0, 3]]
+    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tif", np.ascontiguousarray(samples))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode 16-bit {fmt}")
+    return encoded.tobytes()
+
+
+def _atomic_write(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write to a hidden temp file beside ``path``, fsync, then rename over ``path``.
+
+    The rename is atomic on one filesystem, so readers see the old file or the new one, never
+    a partial one; on any failure the temp file is removed and ``path`` is left untouched.
+    """
+    _make_parent(path)
+    temp = path.with_name(f".{path.name}{_TEMP_MARKER}{secrets.token_hex(4)}{path.suffix}")
+    try:
+        # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask apply as usual.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as error:
+        raise ImageError(f"{path.parent}: cannot write here ({error.strerror or error})") from error
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists() and not overwrite:  # created by someone else while we encoded
+            raise ImageError(f"{path}: exists; use --overwrite")
+        os.replace(temp, path)
+    except BaseException as error:
+        temp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise ImageError(f"{path}: write failed ({error.strerror or error})") from error
+        raise
+    _fsync_dir(path.parent)
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ImageError(f"{blocker}: is a file, so {path} cannot be written inside it") from error
+        raise ImageError(f"{path.parent}: cannot create folder ({error.strerror or error})") from error
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; best effort, since not every OS can open a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def list_images(
+    inputs: Sequence[str | Path], *, recursive: bool = False, extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> list[Path]:
+    """Expand command-line inputs into image files, in a stable order, without duplicates.
+
+    Files are taken as given, whatever their extension, so read_image can say what is wrong
+    with them. Folders are searched for ``extensions`` (any case), skipping hidden entries,
+    which includes our own temp files; subfolders only when ``recursive``.
+    """
+    wanted = tuple(ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions)
+    found: dict[Path, None] = {}  # an ordered set
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            images = sorted(_scan(path, wanted, recursive))
+            if not images:
+                raise ImageError(_no_images_message(path, wanted, recursive))
+            found.update(dict.fromkeys(images))
+        elif path.exists():
+            found[path] = None
+        else:
+            raise ImageError(f"{path}: no such file or folder")
+    return list(found)
+
+
+def _scan(folder: Path, wanted: tuple[str, ...], recursive: bool) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not _is_hidden(name)] if recursive else []
+        for name in files:
+            if not _is_hidden(name) and os.path.splitext(name)[1].lower() in wanted:
+                yield Path(root, name)
+
+
+def _is_hidden(name: str) -> bool:
+    """Dot files, which include our temp files (``.name.tmp-XXXX.ext``)."""
+    return name.startswith(".")
+
+
+def _no_images_message(folder: Path, extensions: Sequence[str], recursive: bool) -> str:
+    message = f"{folder}/: no images (looked for {', '.join(extensions)})"
+    has_subfolders = any(entry.is_dir() and not _is_hidden(entry.name) for entry in folder.iterdir())
+    if not recursive and has_subfolders:
+        message += "; subfolders are searched only with --recursive"
+    return message
+
+
+def output_path(
+    input_path: Path,
+    output: Path | str | None,
+    *,
+    suffix: str = "_restored",
+    many: bool,
+    ext: str | None = None,
+) -> Path:
+    """Where the result for ``input_path`` goes.
+
+    * ``output`` None: beside the input, as ``<stem><suffix><ext>``.
+    * ``many`` (several inputs), an existing folder, or a string ending in a slash: inside
+      ``output`` as ``<stem><suffix><ext>``.
+    * otherwise ``output`` is the file to write.
+
+    ``ext`` defaults to the input's extension. The input itself is never returned.
+    """
+    input_path = Path(input_path)
+    ext = input_path.suffix if ext is None else (ext if ext.startswith(".") or not ext else f".{ext}")
+    name = f"{input_path.stem}{suffix}{ext}"
+    if output is None:
+        target = input_path.with_name(name)
+    else:
+        as_folder = str(output).endswith(("/", os.sep))
+        output = Path(output)
+        if many and output.is_file():
+            raise ImageError(f"{output}: is a file, but several inputs need an output folder")
+        target = output / name if many or as_folder or output.is_dir() else output
+    if _same_file(target, input_path):
+        raise ImageError(f"{target}: refusing to overwrite the input; choose another output or suffix")
+    return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links, case-insensitive FS
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fit_alpha(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    if alpha is None or alpha.shape == tuple(shape):
+        return alpha
+    height, width = shape
+    shrinking = height * width < alpha.size
+    return cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _format_list() -> str:
+    return ", ".join(IMAGE_EXTENSIONS)
+
+
+def _reason(error: BaseException) -> str:
+    """One line from an exception, for embedding in a user-facing message."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,172 @@
+"""Building blocks of the M3-UNet, shared by the predictor and the diffusion refiner.
+
+The blocks follow the efficiency lessons of NAFNet (Chen et al., ECCV 2022: simple gate,
+simplified channel attention, depthwise convolutions, no non-linear activation functions),
+with the M3-UNet's dilated convolutions (the paper's dilation strategies 3, 4, 5 and [3,4,5])
+placed in the depthwise stage so the receptive field grows at no extra cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalisation over the channel axis of an NCHW tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Statistics in fp32: fp16 variance over 256 channels overflows on bright images.
+        dtype = x.dtype
+        x = x.float()
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        x = x.to(dtype)
+        return x * self.weight.view(1, -1, 1, 1).to(dtype) + self.bias.view(1, -1, 1, 1).to(dtype)
+
+
+class SimpleGate(nn.Module):
+    """Split channels in two halves and multiply them: a non-linearity without activation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class DilatedDepthwise(nn.Module):
+    """Depthwise 3x3 convolution whose channels are split between dilation 1 and dilation ``d``.
+
+    Half the channels keep a dense local view and half look ``d`` pixels away, which widens the
+    receptive field like the paper's dilated convolutions without the gridding artefacts that
+    stacking only-dilated layers causes. ``dilation=1`` is the plain baseline.
+    """
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.dilation = dilation
+        if dilation == 1:
+            self.local = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+            self.wide = None
+        else:
+            half = channels // 2
+            self.local = nn.Conv2d(half, half, 3, padding=1, groups=half)
+            rest = channels - half
+            self.wide = nn.Conv2d(rest, rest, 3, padding=dilation, dilation=dilation, groups=rest)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.wide is None:
+            return self.local(x)
+        a, b = x.split([self.local.in_channels, self.wide.in_channels], dim=1)
+        return torch.cat([self.local(a), self.wide(b)], dim=1)
+
+
+class ChannelAttention(nn.Module):
+    """Simplified channel attention: global average pool, one 1x1 conv, multiply."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.proj(x.mean((2, 3), keepdim=True))
+
+
+class M3Block(nn.Module):
+    """One M3-UNet block: a dilated spatial-mixing branch and a gated feed-forward branch.
+
+    Both branches are residual with learned per-channel scales initialised to zero, so a fresh
+    block is the identity and deep stacks train stably.
+    """
+
+    def __init__(self, channels: int, dilation: int = 1, expansion: int = 2):
+        super().__init__()
+        hidden = channels * expansion
+        self.norm1 = LayerNorm2d(channels)
+        self.expand = nn.Conv2d(channels, hidden, 1)
+        self.spatial = DilatedDepthwise(hidden, dilation)
+        self.gate = SimpleGate()
+        self.attention = ChannelAttention(hidden // 2)
+        self.project = nn.Conv2d(hidden // 2, channels, 1)
+        self.norm2 = LayerNorm2d(channels)
+        self.ffn_in = nn.Conv2d(channels, hidden, 1)
+        self.ffn_out = nn.Conv2d(hidden // 2, channels, 1)
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.gate(self.spatial(self.expand(self.norm1(x))))
+        x = x + self.project(self.attention(y)) * self.beta
+        y = self.ffn_out(self.gate(self.ffn_in(self.norm2(x))))
+        return x + y * self.gamma
+
+
+class RefineLayer(nn.Module):
+    """The paper's Refine Layer: refines the image encoder's shallow features.
+
+    A residual stack of dilated depthwise-separable convolutions (dilations 1, 2, 4) gives every
+    shallow feature a view of its neighbourhood before the U-Net mixes scales, at full resolution
+    and low cost.
+    """
+
+    def __init__(self, channels: int, dilations: tuple[int, ...] = (1, 2, 4)):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(channels, channels, 3, padding=d, dilation=d, groups=channels),
+                nn.Conv2d(channels, channels, 1),
+                nn.GELU(),
+            )
+            for d in dilations
+        )
+        self.scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for layer in self.layers:
+            y = layer(y)
+        return x + y * self.scale
+
+
+def downsample(kind: str, channels: int) -> nn.Module:
+    """Halve the resolution and double the channels.
+
+    ``maxpool`` is the paper's choice (max-pool, then a 1x1 conv to widen); ``strided`` is a 2x2
+    stride-2 convolution, which learns its own anti-aliasing and is as fast.
+    """
+    if kind == "maxpool":
+        return nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(channels, channels * 2, 1))
+    if kind == "strided":
+        return nn.Conv2d(channels, channels * 2, 2, stride=2)
+    raise ValueError(f"unknown downsampling {kind!r}; valid: maxpool, strided")
+
+
+def upsample(kind: str, channels: int) -> nn.Module:
+    """Double the resolution and halve the channels.
+
+    ``deconv`` is the paper's transposed convolution; ``pixelshuffle`` (a 1x1 conv then
+    sub-pixel rearrangement) avoids checkerboard artefacts.
+    """
+    if kind == "deconv":
+        return nn.ConvTranspose2d(channels, channels // 2, 2, stride=2)
+    if kind == "pixelshuffle":
+        return nn.Sequential(nn.Conv2d(channels, channels * 2, 1, bias=False), nn.PixelShuffle(2))
+    raise ValueError(f"unknown upsampling {kind!r}; valid: deconv, pixelshuffle")
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of diffusion timesteps (Vaswani et al. 2017; Ho et al. 2020)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device) / half)
+    args = timesteps.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return F.pad(emb, (0, dim % 2))

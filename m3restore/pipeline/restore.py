@@ -1,0 +1,216 @@
+"""The restore pipeline: one call from a degraded image (and optional text) to a restored one.
+
+    pipe = load_pipeline()                       # shipped bundle, best device
+    restored = pipe(image, prompt="street sign")
+
+``image`` may be a float32 array in [0, 1] (HxW, HxWx1 or HxWx3), a uint8 array, a PIL image
+or an :class:`m3restore.io.Image`; the result has the same kind. Alpha channels pass through
+untouched; grey stays grey.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from m3restore.device import all_finite, resolve_device, resolve_dtype
+from m3restore.errors import ConfigError, WeightsError
+from m3restore.pipeline.tiling import auto_tile, run_tiled
+
+DEFAULT_OVERLAP = 32
+
+
+@dataclass
+class RestoreInfo:
+    """What the last call did: prompt used, tile size, timings, fallbacks."""
+
+    prompt: str = ""
+    tile: int = 0
+    seconds: float = 0.0
+    fp32_fallback_tiles: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class RestorePipeline:
+    """Predictor (+ text encoder) on a device, with padding, tiling and the fp16 NaN guard."""
+
+    def __init__(
+        self,
+        predictor: torch.nn.Module,
+        text_encoder=None,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        tile: int | str = "auto",
+        overlap: int = DEFAULT_OVERLAP,
+        memory_budget_gb: float = 2.5,
+        text_encoder_name: str | None = None,
+        bundle=None,
+    ):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
+        self._fp32 = predictor.float().eval()
+        self.predictor = self._place(self._fp32, self.dtype)
+        self._text_encoder = text_encoder
+        self.text_encoder_name = text_encoder_name or getattr(text_encoder, "name", None)
+        self.tile = _parse_tile(tile)
+        self.overlap = int(overlap)
+        self.memory_budget = memory_budget_gb * 2**30
+        self.bundle = bundle
+        self.last = RestoreInfo()
+
+    def _place(self, net: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+        if dtype != torch.float32:
+            net = copy.deepcopy(net)
+        return net.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
+
+    @classmethod
+    def from_bundle(cls, weights=None, *, device="auto", dtype="auto", tile="auto", text_encoder=None, **kwargs):
+        from m3restore.weights import open_bundle
+
+        bundle = open_bundle(weights)
+        predictor = bundle.load("predictor")
+        recorded = bundle.index.get("text_encoder", {}).get("name")
+        if text_encoder is not None and recorded and text_encoder != recorded:
+            raise WeightsError(
+                f"{bundle.path} was trained with text encoder '{recorded}'; '{text_encoder}' would give "
+                "embeddings the network has never seen (omit --text-encoder)"
+            )
+        return cls(
+            predictor, device=device, dtype=dtype, tile=tile, text_encoder_name=recorded, bundle=bundle, **kwargs
+        )
+
+    # -- text ---------------------------------------------------------------------------------
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            if not self.text_encoder_name:
+                raise WeightsError("this pipeline has no text encoder; restore without a prompt")
+            from m3restore.text.encoder import TextEncoder
+
+            self._text_encoder = TextEncoder.load(self.text_encoder_name)
+        return self._text_encoder
+
+    def prepare_prompt(self, prompt: str | None) -> str:
+        """The prompt actually used: whitespace-normalised; empty means no text."""
+        return " ".join((prompt or "").split())
+
+    # -- restore ------------------------------------------------------------------------------
+    def __call__(self, image, prompt: str | None = None, seed: int | None = None, *, tile: int | str | None = None):
+        started = time.perf_counter()
+        info = RestoreInfo()
+        if seed is not None:
+            torch.manual_seed(seed)
+        rgb, rebuild = _to_rgb(image)
+        info.prompt = self.prepare_prompt(prompt)
+        text = self.text_encoder.encode([info.prompt]) if info.prompt else None
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+        multiple = self._fp32.config.multiple
+        size = _parse_tile(tile) if tile is not None else self.tile
+        if size == "auto":
+            size = auto_tile(*x.shape[-2:], multiple, self.memory_budget)
+        info.tile = size
+
+        def run(t: torch.Tensor, _pos) -> torch.Tensor:
+            return self._run_tile(t, text, info)
+
+        with torch.inference_mode():
+            y = run_tiled(run, x, size, self.overlap, multiple)
+        out = y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        info.seconds = time.perf_counter() - started
+        self.last = info
+        return rebuild(out)
+
+    def _run_tile(self, t: torch.Tensor, text, info: RestoreInfo) -> torch.Tensor:
+        dev_text = text.to(self.device) if text is not None else None
+        inp = t.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        y = self.predictor(inp, dev_text)
+        if self.dtype != torch.float32 and not all_finite(y):
+            # fp16 overflows on some inputs; never hand back a black tile for it.
+            info.fp32_fallback_tiles += 1
+            warnings.warn("a tile overflowed in reduced precision and was redone in fp32", RuntimeWarning, stacklevel=2)
+            y = self._fp32_on_device()(
+                t.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last), dev_text
+            )
+        return y.float().cpu()
+
+    def _fp32_on_device(self) -> torch.nn.Module:
+        if not hasattr(self, "_fp32_device"):
+            self._fp32_device = self._fp32.to(self.device).to(memory_format=torch.channels_last)
+        return self._fp32_device
+
+    def describe(self) -> dict[str, Any]:
+        net = self._fp32
+        return {
+            "bundle": str(self.bundle.path) if self.bundle else None,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "predictor_parameters": sum(p.numel() for p in net.parameters()),
+            "text_encoder": self.text_encoder_name,
+        }
+
+
+def load_pipeline(weights=None, *, device: str = "auto", dtype: str = "auto", tile: int | str = "auto", **kwargs):
+    """Open a weights bundle (default: the shipped one) and return a ready :class:`RestorePipeline`."""
+    return RestorePipeline.from_bundle(weights, device=device, dtype=dtype, tile=tile, **kwargs)
+
+
+def _parse_tile(tile: int | str) -> int | str:
+    if isinstance(tile, str):
+        if tile.strip().lower() == "auto":
+            return "auto"
+        try:
+            tile = int(tile)
+        except ValueError:
+            raise ConfigError(f"--tile {tile}: expected a number of pixels, 0 for none, or auto") from None
+    if tile < 0:
+        raise ConfigError(f"--tile {tile}: must be 0 (no tiling), a positive size, or auto")
+    return tile
+
+
+def _to_rgb(image):
+    """Float HxWx3 RGB in [0,1] plus a function that turns a result back into the input's kind."""
+    from m3restore.io import Image
+
+    if isinstance(image, Image):
+        return image.rgb(), image.with_rgb
+    try:
+        from PIL import Image as PILImage
+
+        if isinstance(image, PILImage.Image):
+            mode = image.mode
+            alpha = image.getchannel("A") if "A" in image.getbands() else None
+            arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+            def back_pil(out):
+                result = PILImage.fromarray(np.round(out * 255).astype(np.uint8))
+                if mode in ("L", "LA"):
+                    result = result.convert("L")
+                if alpha is not None:
+                    result.putalpha(alpha)
+                return result
+
+            return arr, back_pil
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        pass
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise ConfigError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {arr.shape}")
+    is_uint8 = arr.dtype == np.uint8
+    grey_shape = arr.shape if (arr.ndim == 2 or arr.shape[2] == 1) else None
+    f = arr.astype(np.float32) / 255 if is_uint8 else arr.astype(np.float32)
+    if grey_shape is not None:
+        f = np.repeat(f.reshape(f.shape[0], f.shape[1], 1), 3, axis=2)
+
+    def back(out):
+        if grey_shape is not None:
+            out = out.mean(axis=2).reshape(grey_shape)
+        return np.round(out * 255).astype(np.uint8) if is_uint8 else out.astype(np.float32)
+
+    return f, back

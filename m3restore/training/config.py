@@ -1,0 +1,85 @@
+"""Training configuration: what to train on, how long, and how.
+
+A config file (YAML or JSON) holds a :class:`TrainConfig`; recipes are named starting points
+and CLI options override single fields. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from m3restore.models.m3unet import M3UNetConfig
+
+DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean")
+
+
+@dataclass
+class SourceConfig:
+    """One training or validation source.
+
+    ``clean`` sources are degraded on the fly by ``degrade`` (the spec language of
+    ``m3restore.data.degrade``); the others are real pairs.
+    """
+
+    kind: str = "clean"
+    root: str | None = None
+    input: str | None = None
+    target: str | None = None
+    split: str = "train"
+    degrade: str = "motion-blur,noise:0-50,jpeg:10-90"
+    prompt: str = ""
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATASET_KINDS:
+            raise ValueError(f"unknown dataset {self.kind!r}; valid: {', '.join(DATASET_KINDS)}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved next to its checkpoints and in the exported bundle."""
+
+    recipe: str = "cpu"
+    stage: str = "predictor"
+    model: M3UNetConfig = field(default_factory=M3UNetConfig)
+    sources: list[SourceConfig] = field(default_factory=list)
+    val_sources: list[SourceConfig] = field(default_factory=list)
+    crop: int = 256
+    val_crop: int = 256
+    batch_size: int = 10
+    iterations: int = 3000
+    samples_per_epoch: int = 2000
+    lr: float = 1e-4
+    lr_schedule: str = "step"  # step: halve every lr_halve_every; cosine: to lr_min over iterations
+    lr_halve_every: int = 1000
+    lr_min: float = 1e-6
+    warmup: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    loss_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    ema_decay: float = 0.0
+    augment: bool = True
+    prompt_dropout: float = 0.15
+    text_encoder: str = "all-MiniLM-L6-v2"
+    text_cache: str | None = None
+    mixed_precision: str = "no"
+    num_workers: int = 0
+    val_every: int = 250
+    val_images: int = 16
+    log_every: int = 10
+    checkpoint_minutes: float = 10.0
+    time_limit_minutes: float = 0.0
+    seed: int = 0
+    bundle_name: str = "m3restore-base"
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} unknown; valid: step, cosine")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} unknown; valid: no, fp16, bf16")
+        if self.stage not in ("predictor",):
+            raise ValueError(f"stage {self.stage!r} unknown; valid: predictor")
+        for value, name in ((self.batch_size, "batch_size"), (self.iterations, "iterations"), (self.crop, "crop")):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")

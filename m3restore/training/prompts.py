@@ -1,0 +1,79 @@
+"""Training prompts: canonical order and the finite set a config can produce.
+
+Degradation records come in random order ("mild noise, strong motion blur" and the reverse);
+training sorts the phrases so both map to one prompt. That halves nothing in meaning but makes
+the set of training prompts finite and small, so their embeddings can be precomputed once and
+carried to machines without the text encoder's weights (see ``build_text_cache``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from m3restore.training.config import TrainConfig
+
+SEVERITIES = ("mild", "moderate", "strong")
+
+
+def canonical(prompt: str) -> str:
+    parts = [p.strip() for p in prompt.split(",") if p.strip()]
+    return ", ".join(sorted(dict.fromkeys(parts)))
+
+
+def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
+    """Canonical prompts the sources of ``cfg`` produce with at most ``max_items`` degradations.
+
+    Longer chains are rare (about 1% of samples with the default mixture); a table that holds
+    them all would be 200 times larger. Training with a table maps a missing prompt to the empty
+    prompt (the null text the network also learns), and counts how often that happened.
+    """
+    from m3restore.data.datasets import DEFAULT_PAIR_PROMPT
+    from m3restore.data.degrade import DEGRADATIONS, parse_spec
+
+    prompts = {"", DEFAULT_PAIR_PROMPT}
+    for source in [*cfg.sources, *cfg.val_sources]:
+        if source.prompt:
+            prompts.add(canonical(source.prompt))
+        if source.kind != "clean":
+            continue
+        names = sorted({step.name for step in parse_spec(source.degrade).steps})
+        options = []
+        for name in names:
+            phrase = DEGRADATIONS[name].phrase
+            words = [phrase] if name == "greyscale" else [f"{s} {phrase}" for s in SEVERITIES]
+            options.append([None, *words])
+        for combo in itertools.product(*options):
+            words = [w for w in combo if w]
+            if len(words) <= max_items:
+                prompts.add(canonical(", ".join(words)))
+    return sorted(prompts)
+
+
+def build_text_cache(cfg: TrainConfig, path: str | Path) -> int:
+    """Embed every possible prompt with the config's text encoder into a safetensors table."""
+    from m3restore.text.encoder import CachedTextEncoder, TextEncoder
+
+    prompts = possible_prompts(cfg)
+    encoder = TextEncoder.load(cfg.text_encoder)
+    CachedTextEncoder.build(encoder, prompts).save(path)
+    return len(prompts)
+
+
+class TrainingPrompts:
+    """Canonicalises prompts before encoding; with a precomputed table, unknown ones become ""."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.table = hasattr(encoder, "prompts")
+        self.seen = 0
+        self.missing = 0
+
+    def encode(self, prompts):
+        prompts = [canonical(p) for p in prompts]
+        if self.table:
+            self.seen += len(prompts)
+            known = [p if p in self.encoder else "" for p in prompts]
+            self.missing += sum(1 for a, b in zip(prompts, known) if a != b)
+            prompts = known
+        return self.encoder.encode(prompts)

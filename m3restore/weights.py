@@ -1,0 +1,226 @@
+"""Weights bundles: a folder per bundle, one sub-folder per component.
+
+```
+<bundle>/
+  model_index.json          format, versions, components, sha256 of every file, training facts
+  <component>/config.json   the component's dataclass config
+  <component>/model.safetensors
+  MODEL_CARD.md             how the weights were made and what they measure
+```
+
+Only safetensors and JSON are ever read here: no pickle. Every file's sha256 is checked against
+``model_index.json`` before use, so a truncated download or an edited file is refused with one
+clear line instead of producing garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m3restore.errors import M3RestoreError, WeightsError
+
+FORMAT = "m3restore-bundle"
+FORMAT_VERSION = 1
+DEFAULT_BUNDLE = "m3restore-base"
+ENV_VAR = "M3RESTORE_WEIGHTS"
+
+
+def _component_classes() -> dict[str, tuple[type, type]]:
+    """Class name in model_index.json → (module class, config dataclass)."""
+    from m3restore.models.m3unet import M3UNet, M3UNetConfig
+
+    return {"M3UNet": (M3UNet, M3UNetConfig)}
+
+
+def search_path() -> list[Path]:
+    """Folders searched for bundles by name, first match wins."""
+    paths = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent
+    paths.append(here / "bundles")  # shipped with a non-editable install
+    paths.append(here.parent / "weights")  # a source checkout / editable install
+    return paths
+
+
+def available_bundles() -> list[Path]:
+    """Every bundle folder found on the search path (no duplicates by name)."""
+    found: dict[str, Path] = {}
+    for root in search_path():
+        if root.is_dir():
+            for index in sorted(root.glob("*/model_index.json")):
+                found.setdefault(index.parent.name, index.parent)
+    return list(found.values())
+
+
+def resolve(name_or_path: str | os.PathLike | None = None) -> Path:
+    """A bundle folder from a path, a name on the search path, or the default name."""
+    target = str(name_or_path) if name_or_path else DEFAULT_BUNDLE
+    path = Path(target).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise WeightsError(f"{path}: not a weights bundle (no model_index.json)")
+        return path
+    if os.sep in target or target.startswith("."):
+        raise WeightsError(f"{target}: no such weights folder")
+    for root in search_path():
+        if (root / target / "model_index.json").is_file():
+            return root / target
+    if target == DEFAULT_BUNDLE:
+        raise WeightsError(
+            f"no trained bundle '{DEFAULT_BUNDLE}' is installed yet (searched {', '.join(map(str, search_path()))}); "
+            "train one with `m3restore train` or pass --weights PATH"
+        )
+    names = ", ".join(p.name for p in available_bundles()) or "none"
+    raise WeightsError(f"weights '{target}' not found; installed bundles: {names}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """An opened (verified) bundle; components are built on request."""
+
+    path: Path
+    index: dict[str, Any]
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.index.get("name", self.path.name)
+
+    @property
+    def components(self) -> list[str]:
+        return list(self.index["components"])
+
+    def has(self, component: str) -> bool:
+        return component in self.index["components"]
+
+    def config(self, component: str) -> dict[str, Any]:
+        return json.loads((self.path / component / "config.json").read_text())
+
+    def load(self, component: str):
+        """Build the component's module from its config and load its tensors (strict)."""
+        if component in self._cache:
+            return self._cache[component]
+        if not self.has(component):
+            raise WeightsError(
+                f"{self.path}: bundle has no '{component}' component (has: {', '.join(self.components)})"
+            )
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from m3restore.config import from_dict
+
+        entry = self.index["components"][component]
+        classes = _component_classes()
+        if entry.get("class") not in classes:
+            raise WeightsError(f"{self.path}: component '{component}' has unknown class {entry.get('class')!r}")
+        module_cls, config_cls = classes[entry["class"]]
+        try:
+            config = from_dict(config_cls, self.config(component), where=f"{component}/config.json")
+        except M3RestoreError as error:
+            raise WeightsError(f"{self.path}: {error}") from None
+        module = module_cls(config)
+        file = self.path / component / "model.safetensors"
+        try:
+            tensors = load_file(str(file))
+        except (SafetensorError, OSError, RuntimeError) as error:
+            raise WeightsError(f"{file}: cannot read tensors ({str(error).splitlines()[0]})") from None
+        try:
+            module.load_state_dict(tensors, strict=True)
+        except RuntimeError as error:
+            detail = " ".join(str(error).split())[:300]
+            raise WeightsError(f"{file}: tensors do not fit the config ({detail})") from None
+        module.eval()
+        self._cache[component] = module
+        return module
+
+
+def open_bundle(name_or_path: str | os.PathLike | None = None, *, verify: bool = True) -> Bundle:
+    """Resolve, read model_index.json, check format and (by default) every checksum."""
+    path = resolve(name_or_path)
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{path}/model_index.json: unreadable ({error})") from None
+    if index.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not an m3restore bundle (format {index.get('format')!r})")
+    if index.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsError(f"{path}: bundle format {index['format_version']} is newer than this m3restore understands")
+    if verify:
+        for component, entry in index.get("components", {}).items():
+            for rel, expected in entry.get("files", {}).items():
+                file = path / component / rel
+                if not file.is_file():
+                    raise WeightsError(f"{file}: missing from the bundle")
+                if sha256(file) != expected:
+                    raise WeightsError(
+                        f"{file}: checksum mismatch (truncated or modified); re-download or re-export it"
+                    )
+    return Bundle(path, index)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_bundle(path: str | os.PathLike, components: dict[str, Any], *, name: str | None = None, **extra: Any) -> Path:
+    """Write ``components`` (name → module with a dataclass ``config``) as a bundle at ``path``.
+
+    ``extra`` goes into model_index.json (e.g. ``text_encoder``, ``training``). Files are written
+    atomically, and model_index.json last, so a crash never leaves a bundle that verifies.
+    """
+    from safetensors.torch import save
+
+    from m3restore import __version__
+    from m3restore.config import to_dict
+
+    path = Path(path)
+    classes = {cls: name for name, (cls, _) in _component_classes().items()}
+    index: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name or path.name,
+        "m3restore_version": __version__,
+        "components": {},
+    }
+    for component, module in components.items():
+        if type(module) not in classes:
+            raise WeightsError(f"cannot save component '{component}': unknown class {type(module).__name__}")
+        config_bytes = (json.dumps(to_dict(module.config), indent=2) + "\n").encode()
+        state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+        tensor_bytes = save(state, metadata={"component": component, "class": type(module).__name__})
+        _atomic_write_bytes(path / component / "config.json", config_bytes)
+        _atomic_write_bytes(path / component / "model.safetensors", tensor_bytes)
+        index["components"][component] = {
+            "class": classes[type(module)],
+            "parameters": sum(v.numel() for v in state.values()),
+            "files": {
+                "config.json": hashlib.sha256(config_bytes).hexdigest(),
+                "model.safetensors": hashlib.sha256(tensor_bytes).hexdigest(),
+            },
+        }
+    index.update(extra)
+    _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
+    return path

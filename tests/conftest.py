@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny trained-shape bundle built on the fly (no network, no ../shared)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from m3restore.io import Image, write_image
+from m3restore.models.m3unet import M3UNet, M3UNetConfig
+from m3restore.weights import save_bundle
+
+TINY = dict(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, text_dim=384, cond_dim=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A bundle whose predictor is a small random M3-UNet, recorded with the MiniLM encoder."""
+    torch.manual_seed(0)
+    net = M3UNet(M3UNetConfig(**TINY))
+    path = tmp_path_factory.mktemp("weights") / "tiny"
+    save_bundle(path, {"predictor": net}, text_encoder={"name": "all-MiniLM-L6-v2", "dim": 384, "max_tokens": 77})
+    return path
+
+
+@pytest.fixture
+def photo():
+    """A smooth 40x56 RGB test image with some texture."""
+    y, x = np.mgrid[0:40, 0:56].astype(np.float32)
+    img = np.stack([x / 56, y / 40, 0.5 + 0.3 * np.sin(x / 3) * np.cos(y / 4)], axis=-1)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo):
+    path = tmp_path / "photo.png"
+    write_image(path, Image(photo))
+    return path

@@ -1,0 +1,165 @@
+"""The command line, as a user runs it: every failure is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from m3restore.cli import app
+from m3restore.io import Image, read_image, write_image
+
+runner = CliRunner()
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def one_error_line(output: str) -> bool:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return "Traceback" not in output and sum(line.startswith("error:") for line in lines) == 1
+
+
+def test_help_lists_commands():
+    code, out = run("--help")
+    assert code == 0
+    for command in ("caption", "restore", "train", "eval", "info"):
+        assert command in out
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from m3restore.cli import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_restore_single_file(tiny_bundle, photo_file, tmp_path):
+    target = tmp_path / "out.png"
+    code, out = run("restore", photo_file, "-o", target, "--weights", tiny_bundle, "--seed", 1)
+    assert code == 0, out
+    restored = read_image(target)
+    assert restored.pixels.shape == read_image(photo_file).pixels.shape
+
+
+def test_restore_keeps_alpha_and_16_bit(tiny_bundle, tmp_path, photo):
+    alpha = (np.arange(40 * 56, dtype=np.uint16).reshape(40, 56) * 29) % 65535
+    src = tmp_path / "deep.png"
+    write_image(src, Image(photo, alpha.astype(np.uint16), 16))
+    code, out = run("restore", src, "-o", tmp_path / "deep_out.png", "--weights", tiny_bundle)
+    assert code == 0, out
+    result = read_image(tmp_path / "deep_out.png")
+    assert result.bit_depth == 16
+    assert np.array_equal(result.alpha, alpha)
+
+
+def test_folder_run_continues_past_bad_files(tiny_bundle, photo_file, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.link(photo_file, folder / "good.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("not an image")
+    data = photo_file.read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    code, out = run("restore", folder, "-o", tmp_path / "out", "--weights", tiny_bundle)
+    assert code == 1
+    assert (tmp_path / "out" / "good_restored.png").is_file()
+    for name in ("empty.png", "text.png", "truncated.png"):
+        assert name in out
+        assert not (tmp_path / "out" / name.replace(".png", "_restored.png")).exists()
+    assert "1 restored, 3 failed" in out
+    assert "Traceback" not in out
+    leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_existing_output_needs_overwrite(tiny_bundle, photo_file, tmp_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"keep me")
+    code, out = run("restore", photo_file, "-o", target, "--weights", tiny_bundle)
+    assert code == 1 and one_error_line(out) and "--overwrite" in out
+    assert target.read_bytes() == b"keep me"
+    code, out = run("restore", photo_file, "-o", target, "--weights", tiny_bundle, "--overwrite")
+    assert code == 0, out
+    assert read_image(target).pixels.shape[:2] == (40, 56)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["restore", "{missing}"], "no such file"),
+        (["restore", "{emptydir}"], "no images"),
+        (["restore", "{photo}", "--device", "tpu"], "--device tpu"),
+        (["restore", "{photo}", "--dtype", "fp8"], "--dtype fp8"),
+        (["restore", "{photo}", "--tile", "-3"], "--tile"),
+        (["restore", "{photo}", "--tile", "big"], "--tile"),
+        (["restore", "{photo}", "--max-pixels", "100"], "limit"),
+        (["restore", "{photo}", "--weights", "{missing}"], "no such weights"),
+        (["restore", "{photo}", "--weights", "{emptydir}"], "not a weights bundle"),
+        (["restore", "{photo}", "-o", "{photo}"], "refusing to overwrite the input"),
+        (["info", "--weights", "{missing}"], "no such weights"),
+    ],
+)
+def test_errors_are_one_line(args, needle, tiny_bundle, photo_file, tmp_path):
+    emptydir = tmp_path / "emptydir"
+    emptydir.mkdir()
+    fill = {"missing": tmp_path / "nope" / "x.png", "emptydir": emptydir, "photo": photo_file}
+    argv = [a.format(**fill) for a in args]
+    if "--weights" not in argv and argv[0] == "restore":
+        argv += ["--weights", str(tiny_bundle)]
+    argv += ["-o", str(tmp_path / "o.png")] if "-o" not in argv and argv[0] == "restore" else []
+    code, out = run(*argv)
+    assert code != 0
+    assert one_error_line(out), out
+    assert needle in out
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cuda_on_a_cpu_machine(tiny_bundle, photo_file, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, out = run("restore", photo_file, "-o", tmp_path / "o.png", "--weights", tiny_bundle, "--device", "cuda")
+    assert code == 1 and one_error_line(out) and "CUDA is not available" in out
+
+
+def test_unwritable_output_folder(tiny_bundle, photo_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = run("restore", photo_file, photo_file.parent, "-o", blocker / "sub", "--weights", tiny_bundle)
+    assert code == 1 and one_error_line(out) and "cannot be written" in out
+
+
+def test_corrupt_weights(tiny_bundle, photo_file, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    tensors = broken / "predictor" / "model.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:1000])
+    code, out = run("restore", photo_file, "-o", tmp_path / "o.png", "--weights", broken)
+    assert code == 1 and one_error_line(out) and "checksum mismatch" in out
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_info_shows_components(tiny_bundle):
+    code, out = run("info", "--weights", tiny_bundle)
+    assert code == 0, out
+    assert "predictor" in out and "M3UNet" in out and "all-MiniLM-L6-v2" in out
+
+
+def test_subprocess_exit_code_and_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "m3restore", "restore", str(tmp_path / "missing.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:")
