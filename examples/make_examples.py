@@ -24,17 +24,19 @@ MAX_SIDE = 384  # long side in pixels; small enough that the PNGs stay well unde
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"), Path("/usr/share/fonts/TTF")]
 
 SKIMAGE = "scikit-image sample data, skimage.data"
-# name, clean source, spec, seed, prompt, source note
+# name, clean source, spec, seed, prompt, source note. Prompts name the damage in the words the
+# shipped model was trained on ("motion blur", "noise", "defocus blur", "jpeg compression artifacts"):
+# subject words it never saw in training ("a cat, out of focus") can cost it dB.
 EXAMPLES = [
     ("street_sign", "sign", "motion-blur:15", 1, "street sign, motion blur",
      "rendered by make_examples.py with Pillow (DejaVu Sans font); CC0"),
-    ("coffee", "coffee", "noise:25", 2, "a cup of coffee, noisy photo",
+    ("coffee", "coffee", "noise:25", 2, "noisy photo",
      f"{SKIMAGE}.coffee(): photo by Rachel Michetti, courtesy of Pikolo Espresso Bar; CC0"),
-    ("astronaut", "astronaut", "jpeg:15", 3, "portrait of an astronaut, jpeg artifacts",
+    ("astronaut", "astronaut", "jpeg:15", 3, "jpeg compression artifacts",
      f"{SKIMAGE}.astronaut(): NASA Great Images (Eileen Collins); public domain"),
-    ("chelsea", "chelsea", "defocus:4", 4, "a cat, out of focus",
+    ("chelsea", "chelsea", "defocus:4", 4, "defocus blur",
      f"{SKIMAGE}.chelsea(): photo by Stefan van der Walt; CC0"),
-    ("rocket", "rocket", "ordered:motion-blur:11,noise:10", 5, "rocket launch, camera shake and noise",
+    ("rocket", "rocket", "ordered:motion-blur:11,noise:10", 5, "motion blur and noise",
      f"{SKIMAGE}.rocket(): DSCOVR launch on Falcon 9, photo by SpaceX; public domain"),
 ]
 

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from m3restore.errors import DataError, M3RestoreError
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # no 80-column wrap in logs
 errors = Console(stderr=True, highlight=False)
 CAPTION = 22  # height of the caption bar above each panel, px
 

@@ -23,6 +23,32 @@ def tiny_bundle(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_folder(tmp_path_factory):
+    """A tiny random BERT (config.json + model.safetensors) with a word-piece tokenizer, 32-d."""
+    transformers = pytest.importorskip("transformers")
+    words = (
+        "the a image photo picture is are blurry blur noisy noise rain rainy haze hazy low light dark "
+        "snow snowy with and of in motion heavy slight jpeg artifacts sharp clean bright scene city "
+        "night cat dog mild moderate strong compression defocus gaussian street sign"
+    ).split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(words)]
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
+    transformers.BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
 @pytest.fixture
 def photo():
     """A smooth 40x56 RGB test image with some texture."""

