@@ -24,7 +24,7 @@ demo: venv
 	$(BIN)/python -m m3restore.demo --out out
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 bench: venv
 	$(BIN)/python benchmarks/speed.py

@@ -120,10 +120,51 @@ def current_rss() -> int:
         return psutil.Process().memory_info().rss
 
 
+def _proc_status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def peak_rss() -> int:
-    """Peak resident set size of this process so far, bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process image, bytes.
+
+    Linux: ``VmHWM`` from /proc/self/status. Not ``ru_maxrss``: Linux carries the parent's peak
+    across fork+exec into a child's ``ru_maxrss``, so a child started from a big parent reports
+    the parent's peak. Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    hwm = _proc_status_bytes("VmHWM")
+    if hwm is not None:
+        return hwm
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value if sys.platform == "darwin" else value * 1024
+
+
+def trim_heap() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``) so RSS reflects live memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------------------

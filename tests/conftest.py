@@ -13,6 +13,15 @@ from m3restore.weights import save_bundle
 TINY = dict(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, text_dim=384, cond_dim=16)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests use tiny tensors: intra-op threads gain nothing and spin on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A bundle whose predictor is a small random M3-UNet, recorded with the MiniLM encoder."""

@@ -14,15 +14,6 @@ from m3restore.training.losses import multiscale_l1
 TEXT_DIM = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CPU the thread pool spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config(**overrides) -> M3UNetConfig:
     base = dict(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, text_dim=TEXT_DIM, cond_dim=16, patch=2)
     base.update(overrides)

@@ -18,7 +18,18 @@ def test_wheel_ships_every_bundle(tmp_path):
     bundles = sorted(p.parent.name for p in (ROOT / "weights").glob("*/model_index.json"))
     assert bundles, "the repository ships no bundle"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )

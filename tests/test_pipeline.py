@@ -19,15 +19,6 @@ from m3restore.text.encoder import TextEmbedding
 TEXT_DIM = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CPU the thread pool spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_net(seed: int = 0, std: float = 0.05) -> M3UNet:
     """A tiny network with small random values in every zero-initialised parameter (trained-like)."""
     torch.manual_seed(seed)

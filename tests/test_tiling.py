@@ -11,15 +11,6 @@ import torch.nn.functional as F
 from m3restore.pipeline.tiling import BYTES_PER_PIXEL, auto_tile, pad_to_multiple, run_tiled
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CPU the thread pool spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.double() - b.double()) ** 2).item()
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)

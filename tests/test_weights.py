@@ -16,15 +16,6 @@ from m3restore.models.m3unet import M3UNet, M3UNetConfig
 from m3restore.weights import ENV_VAR, FORMAT, open_bundle, resolve, save_bundle
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CPU the thread pool spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_net(width: int = 8, seed: int = 0) -> M3UNet:
     torch.manual_seed(seed)
     cfg = M3UNetConfig(

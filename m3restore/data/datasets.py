@@ -347,6 +347,16 @@ def _tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
 
 
+def _as_tensors(item: dict[str, Any]) -> dict[str, Any]:
+    """A loaded item as a DataLoader sample: CHW tensors, prompt and name (the record stays out)."""
+    return {
+        "input": _tensor(item["input"]),
+        "target": _tensor(item["target"]),
+        "prompt": item["prompt"],
+        "name": item["name"],
+    }
+
+
 def _check_same_size(a: np.ndarray, b: np.ndarray, pa: Path, pb: Path) -> None:
     if a.shape[:2] != b.shape[:2]:
         raise DataError(f"pair size mismatch: {pa} is {a.shape[1]}x{a.shape[0]} but {pb} is {b.shape[1]}x{b.shape[0]}")
@@ -411,13 +421,7 @@ class _SeededDataset(Dataset):
         return index
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.load(index)
-        return {
-            "input": _tensor(item["input"]),
-            "target": _tensor(item["target"]),
-            "prompt": item["prompt"],
-            "name": item["name"],
-        }
+        return _as_tensors(self.load(index))
 
     def load(self, index: int) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -614,13 +618,7 @@ class EvalDataset(Dataset):
         return {"input": inp, "target": tgt, "prompt": prompt, "name": self.names[index], "record": record}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.load(index)
-        return {
-            "input": _tensor(item["input"]),
-            "target": _tensor(item["target"]),
-            "prompt": item["prompt"],
-            "name": item["name"],
-        }
+        return _as_tensors(self.load(index))
 
 
 class MixedDataset(Dataset):
