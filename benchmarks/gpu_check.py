@@ -45,7 +45,11 @@ def main() -> None:
         from m3restore.text.encoder import CachedTextEncoder
 
         encoder = CachedTextEncoder.load(args.text_cache)
-    result = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "input_psnr": psnr(quantize(blur), sharp)}
+    result = {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "torch": torch.__version__,
+        "input_psnr": psnr(quantize(blur), sharp),
+    }
     outputs = {}
     mp = blur.shape[0] * blur.shape[1] / 1e6
     for dtype in ("fp32", "fp16", "bf16") if cuda else ("fp32", "bf16"):
@@ -69,7 +73,9 @@ def main() -> None:
         if dtype != "fp32":
             result[dtype]["psnr_vs_fp32"] = round(psnr(out, outputs["fp32"]), 2)
     # Poison the fp16 network: the guard must redo the tile in fp32 and match the fp32 result.
-    pipe = RestorePipeline(bundle.load("predictor"), encoder, device=args.device, dtype="fp16" if cuda else "bf16", tile=512)
+    pipe = RestorePipeline(
+        bundle.load("predictor"), encoder, device=args.device, dtype="fp16" if cuda else "bf16", tile=512
+    )
     real = pipe.predictor
     pipe.predictor = lambda x, text=None: real(x, text) * float("nan")
     out = pipe(blur, "motion blur" if encoder is not None else None)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import time
@@ -202,25 +203,40 @@ def score(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return psnr(q, clean), ssim(q, clean)
 
 
+def _add(methods: dict, method: str, index: int, out: np.ndarray, seconds: float, clean: np.ndarray) -> None:
+    p, s = score(out, clean)
+    entry = methods.setdefault(method, {"index": [], "psnr": [], "ssim": [], "seconds": []})
+    entry["index"].append(index)
+    entry["psnr"].append(round(p, 4))
+    entry["ssim"].append(round(s, 5))
+    entry["seconds"].append(round(seconds, 3))
+
+
+def _timed(fn, *fn_args):
+    t0 = time.perf_counter()
+    out = fn(*fn_args)
+    return out, time.perf_counter() - t0
+
+
 def run_task(task: Task, pipe, args, peers: dict, log) -> dict:
     from m3restore.data.degrade import degrade, describe
 
-    items = load_items(task, args.limit)
-    result = {"title": task.title, "kind": task.kind, "images": [n for n, _, _ in items], "levels": {}}
+    task_started, task_cpu = time.perf_counter(), time.process_time()
+    available = load_items(task, None)
+    items = available[: args.limit] if args.limit else available
+    result = {
+        "title": task.title,
+        "kind": task.kind,
+        "images": [n for n, _, _ in items],
+        "available_images": len(available),
+        "levels": {},
+    }
     cleans = {name: read_rgb(path) for name, path, _ in items}
     for spec, level_name in zip(task.levels, task.level_names):
         methods: dict[str, dict[str, list]] = {}
         prompts: list[str] = []
+        prompts_used: list[str] = []  # after the pipeline's own prompt clean-up
         records: list = []
-
-        def add(method: str, index: int, out: np.ndarray, seconds: float, clean: np.ndarray) -> None:
-            p, s = score(out, clean)
-            entry = methods.setdefault(method, {"index": [], "psnr": [], "ssim": [], "seconds": []})
-            entry["index"].append(index)
-            entry["psnr"].append(round(p, 4))
-            entry["ssim"].append(round(s, 5))
-            entry["seconds"].append(round(seconds, 3))
-
         level_started = time.perf_counter()
         for i, (name, _, degraded_path) in enumerate(items):
             clean = cleans[name]
@@ -233,40 +249,36 @@ def run_task(task: Task, pipe, args, peers: dict, log) -> dict:
                 prompt = describe(record)
                 records.append([a.to_dict() for a in record])
             prompts.append(prompt)
-            add(INPUT, i, degraded, 0.0, clean)
-
-            def timed(fn):
-                t0 = time.perf_counter()
-                out = fn()
-                return out, time.perf_counter() - t0
-
-            out, sec = timed(lambda: pipe(degraded, prompt))  # noqa: B023
-            add(OURS, i, out, sec, clean)
-            out, sec = timed(lambda: pipe(degraded, None))  # noqa: B023
-            add(OURS_EMPTY, i, out, sec, clean)
+            _add(methods, INPUT, i, degraded, 0.0, clean)
+            _add(methods, OURS, i, *_timed(pipe, degraded, prompt), clean)
+            prompts_used.append(getattr(getattr(pipe, "last", None), "prompt", prompt))
+            _add(methods, OURS_EMPTY, i, *_timed(pipe, degraded, None), clean)
             if task.kind == "noise":
                 sigma = float(spec.split(":")[1])
                 if "ffdnet" in peers:
-                    out, sec = timed(lambda: peers["ffdnet"](degraded, sigma))  # noqa: B023
-                    add(FFDNET, i, out, sec, clean)
-                out, sec = timed(lambda: run_nlm(degraded, sigma))  # noqa: B023
-                add(NLM, i, out, sec, clean)
+                    _add(methods, FFDNET, i, *_timed(peers["ffdnet"], degraded, sigma), clean)
+                if "cv2" in peers:
+                    _add(methods, NLM, i, *_timed(run_nlm, degraded, sigma), clean)
                 if i < args.bm3d and "bm3d" in peers:
-                    out, sec = timed(lambda: run_bm3d(degraded, sigma))  # noqa: B023
-                    add(BM3D, i, out, sec, clean)
+                    _add(methods, BM3D, i, *_timed(run_bm3d, degraded, sigma), clean)
             if task.kind in ("blur", "pairs") and "skimage" in peers:
-                out, sec = timed(lambda: run_rl(degraded))  # noqa: B023
-                add(RL, i, out, sec, clean)
+                _add(methods, RL, i, *_timed(run_rl, degraded), clean)
         result["levels"][level_name] = {
             "spec": spec or "real GoPro blur",
             "prompts": prompts,
+            "prompts_used": prompts_used,
             "degradations": records,
             "methods": methods,
             "seconds": round(time.perf_counter() - level_started, 1),
         }
-        log(f"  {task.title} {level_name}: {len(items)} images, {time.perf_counter() - level_started:.0f} s, "
-            f"ours {statistics.mean(methods[OURS]['psnr']):.2f} dB, "
-            f"input {statistics.mean(methods[INPUT]['psnr']):.2f} dB")  # fmt: skip
+        ours, inp = statistics.mean(methods[OURS]["psnr"]), statistics.mean(methods[INPUT]["psnr"])
+        took = time.perf_counter() - level_started
+        log(f"  {task.title} {level_name}: {len(items)} images, {took:.0f} s, ours {ours:.2f} dB, input {inp:.2f} dB")
+    result["seconds"] = round(time.perf_counter() - task_started, 1)
+    result["cpu_seconds"] = round(time.process_time() - task_cpu, 1)
+    result["bm3d_seconds"] = round(
+        sum(s for lv in result["levels"].values() for s in lv["methods"].get(BM3D, {}).get("seconds", [])), 1
+    )
     return result
 
 
@@ -324,7 +336,8 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
     lines.append("")
     # Prompts actually used
     for ln in names:
-        counts = Counter(levels[ln]["prompts"])
+        pairs = zip(levels[ln]["prompts"], levels[ln].get("prompts_used", levels[ln]["prompts"]))
+        counts = Counter(given if given == used else f'{given}" (used: "{used}' for given, used in pairs)
         used = ", ".join(f'"{p}" x{c}' for p, c in counts.most_common())
         lines.append(f"- Prompts used at {ln}: {used}.")
     if task.kind == "noise":
@@ -367,6 +380,65 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def timing_section(results: dict, elapsed: float, cpu: float) -> str:
+    rows = []
+    total_wall = total_cpu = 0.0
+    for task in TASKS:
+        r = results.get(task.key)
+        if not r:
+            continue
+        n, avail = len(r["images"]), r["available_images"]
+        scale = avail / n
+        # CBM3D is excluded from the projections (it only ever runs on a subset).
+        share = r["bm3d_seconds"] / r["seconds"] if r["seconds"] else 0.0
+        wall = (r["seconds"] - r["bm3d_seconds"]) * scale
+        cpu_t = r["cpu_seconds"] * (1 - share) * scale
+        total_wall += wall
+        total_cpu += cpu_t
+        rows.append(
+            [
+                task.title,
+                f"{n} / {avail}",
+                f"{r['seconds'] / 60:.1f}",
+                f"{r['cpu_seconds'] / 60:.1f}",
+                f"{r['bm3d_seconds'] / 60:.1f}",
+                f"{wall / 60:.1f}",
+                f"{cpu_t / 60:.1f}",
+            ]
+        )
+    rows.append(
+        [
+            "**total**",
+            "",
+            f"{elapsed / 60:.1f}",
+            f"{cpu / 60:.1f}",
+            "",
+            f"{total_wall / 60:.1f}",
+            f"{total_cpu / 60:.1f}",
+        ]
+    )
+    header = [
+        "task",
+        "images run / available",
+        "wall min",
+        "CPU min (all threads)",
+        "of which CBM3D, wall min",
+        "projected wall min, all images, no CBM3D",
+        "projected CPU min, same",
+    ]
+    lines = [
+        "## Run time",
+        "",
+        md_table(header, rows),
+        "",
+        "Projections scale this run's per-task times (CBM3D excluded) to every image of the set, at this run's "
+        f"machine load. With its {os.cpu_count()} cores to itself, a run takes roughly the projected CPU time "
+        "divided by the number of cores (less well where work does not parallelise).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def build_report(info, winfo, args, results: dict, peers: dict, elapsed: float, bm3d_seconds: float) -> str:
     mode = "QUICK (first 6 images per set, no CBM3D)" if args.quick else "full"
     lines = ["# Restoration quality benchmarks", "", "Written by `benchmarks/quality.py` (do not edit by hand).", ""]
@@ -377,15 +449,18 @@ def build_report(info, winfo, args, results: dict, peers: dict, elapsed: float, 
         f"- Command: `{' '.join(['python', 'benchmarks/quality.py', *sys.argv[1:]])}`",
         f"- Took {elapsed / 60:.1f} min in all ({bm3d_seconds / 60:.1f} min of it CBM3D); other jobs were running "
         "on the machine, so times are inflated.",
-        "- m3restore: `load_pipeline(weights, device=\"cpu\", dtype=\"fp32\", tile=0)`; PSNR / SSIM on RGB after "
+        '- m3restore: `load_pipeline(weights, device="cpu", dtype="fp32", tile=0)`; PSNR / SSIM on RGB after '
         "rounding to 8 bits, data range 1, no border crop (`m3restore.metrics.quality`).",
-        "- Baselines run: " + (", ".join(PEER_NAMES[k] for k in PEER_NAMES if k in peers) or "none")
-        + "; missing or off: " + (", ".join(PEER_NAMES[k] for k in PEER_NAMES if k not in peers) or "none"),
+        "- Baselines run: "
+        + (", ".join(PEER_NAMES[k] for k in PEER_NAMES if k in peers) or "none")
+        + "; missing or off: "
+        + (", ".join(PEER_NAMES[k] for k in PEER_NAMES if k not in peers) or "none"),
         "",
     ]
     for task in TASKS:
         if task.key in results:
             lines.append(task_section(task, results[task.key], args.bm3d))
+    lines.append(timing_section(results, elapsed, args.cpu_seconds))
     return "\n".join(lines)
 
 
@@ -408,7 +483,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown task(s) {sorted(unknown)}; choose from {[t.key for t in TASKS]}")
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
@@ -418,6 +493,7 @@ def main() -> None:
     info = machine_info()
     winfo = weights_info(args.weights)
     pipe = load_pipeline(args.weights, device="cpu", dtype="fp32", tile=0)
+    pipe(np.full((64, 64, 3), 0.5, np.float32), "warm up")  # load the text encoder before any task is timed
     peers: dict = {"bm3d": have("bm3d") and args.bm3d > 0, "skimage": have("skimage"), "cv2": have("cv2")}
     peers = {k: v for k, v in peers.items() if v}
     if have("ffdnet"):
@@ -431,6 +507,7 @@ def main() -> None:
             log(f"{task.title}")
             results[task.key] = run_task(task, pipe, args, peers, log)
     elapsed = time.perf_counter() - started
+    args.cpu_seconds = time.process_time() - cpu_started
     bm3d_seconds = sum(
         s
         for r in results.values()

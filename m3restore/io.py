@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError
 
 from m3restore.errors import ConfigError, ImageError
+from m3restore.files import atomic_write_bytes
 
 DEFAULT_MAX_PIXELS: int = 100_000_000
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -52,7 +52,6 @@ _READABLE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
 _SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 _GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N")
-_TEMP_MARKER = ".tmp-"
 
 # A truncated file must fail, not decode as a grey-padded picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -303,7 +302,7 @@ def write_image(path: str | Path, image: Image, *, overwrite: bool = False, jpeg
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: exists; use --overwrite")
     data = _encode(image, fmt, jpeg_quality, path)
-    _atomic_write(path, data, overwrite=overwrite)
+    atomic_write_bytes(path, data, overwrite=overwrite, error=ImageError)
     return path
 
 
@@ -379,59 +378,6 @@ def _encode_16bit(samples: np.ndarray, fmt: str) -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not encode 16-bit {fmt}")
     return encoded.tobytes()
-
-
-def _atomic_write(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write to a hidden temp file beside ``path``, fsync, then rename over ``path``.
-
-    The rename is atomic on one filesystem, so readers see the old file or the new one, never
-    a partial one; on any failure the temp file is removed and ``path`` is left untouched.
-    """
-    _make_parent(path)
-    temp = path.with_name(f".{path.name}{_TEMP_MARKER}{secrets.token_hex(4)}{path.suffix}")
-    try:
-        # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask apply as usual.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as error:
-        raise ImageError(f"{path.parent}: cannot write here ({error.strerror or error})") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists() and not overwrite:  # created by someone else while we encoded
-            raise ImageError(f"{path}: exists; use --overwrite")
-        os.replace(temp, path)
-    except BaseException as error:
-        temp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise ImageError(f"{path}: write failed ({error.strerror or error})") from error
-        raise
-    _fsync_dir(path.parent)
-
-
-def _make_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            raise ImageError(f"{blocker}: is a file, so {path} cannot be written inside it") from error
-        raise ImageError(f"{path.parent}: cannot create folder ({error.strerror or error})") from error
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; best effort, since not every OS can open a folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- paths

@@ -33,9 +33,15 @@ ENV_VAR = "M3RESTORE_WEIGHTS"
 
 def _component_classes() -> dict[str, tuple[type, type]]:
     """Class name in model_index.json → (module class, config dataclass)."""
+    from m3restore.caption.degradation import AnalyzerConfig, DegradationAnalyzer
     from m3restore.models.m3unet import M3UNet, M3UNetConfig
+    from m3restore.text.vectors import TextVectors, TextVectorsConfig
 
-    return {"M3UNet": (M3UNet, M3UNetConfig)}
+    return {
+        "M3UNet": (M3UNet, M3UNetConfig),
+        "DegradationAnalyzer": (DegradationAnalyzer, AnalyzerConfig),
+        "TextVectors": (TextVectors, TextVectorsConfig),
+    }
 
 
 def search_path() -> list[Path]:
@@ -172,17 +178,9 @@ def open_bundle(name_or_path: str | os.PathLike | None = None, *, verify: bool =
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from m3restore.files import atomic_write_bytes
+
+    atomic_write_bytes(path, data, error=WeightsError)
 
 
 def save_bundle(path: str | os.PathLike, components: dict[str, Any], *, name: str | None = None, **extra: Any) -> Path:
@@ -223,4 +221,35 @@ def save_bundle(path: str | os.PathLike, components: dict[str, Any], *, name: st
         }
     index.update(extra)
     _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
+    return path
+
+
+def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
+    """Add (or replace) ``components`` in the existing bundle at ``path``; every other component,
+    its files and its checksums stay exactly as they were.
+
+    The new component folders are written with :func:`save_bundle` next to the bundle first, then
+    moved in, and model_index.json is rewritten last (atomically), so a crash leaves the old
+    bundle verifying as before.
+    """
+    import shutil
+
+    path = Path(path)
+    bundle = open_bundle(path)  # refuse to extend a damaged bundle
+    staging = Path(tempfile.mkdtemp(dir=path, prefix=".extend-"))
+    try:
+        staged = json.loads((save_bundle(staging, components) / "model_index.json").read_text())
+        for component in components:
+            target = path / component
+            old = path / f".{component}.old"
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+            os.replace(staging / component, target)
+            shutil.rmtree(old, ignore_errors=True)
+        index = dict(bundle.index)
+        index["components"] = {**index["components"], **staged["components"]}
+        _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,7 @@ class TextImage:
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def find_font(role: str = "sign") -> Path | None:
     """The DejaVu font file for ``role`` (``sign``, ``plate`` or ``document``), or None."""
     wanted = _FONT_FILES.get(role)

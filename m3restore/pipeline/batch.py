@@ -32,6 +32,20 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def eta_progress(console: Console, label: str = "", disable: bool = False) -> Progress:
+    """The progress bar of every long command: description, bar, n/total, elapsed, ETA."""
+    return Progress(
+        TextColumn(f"{label}{{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+    )
+
+
 def plan_jobs(
     inputs, output, *, recursive: bool, suffix: str, overwrite: bool
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
@@ -97,6 +111,9 @@ def restore_paths(
     max_pixels=None,
     verbose=False,
     console: Console | None = None,
+    text_encoder=None,
+    auto_prompt=False,
+    captioner=None,
 ) -> Report:
     """Restore every image named by ``inputs`` into ``output``; see the module docstring."""
     from m3restore.io import read_image, write_image
@@ -108,7 +125,15 @@ def restore_paths(
     report = Report(failed=list(problems))
     if jobs:
         started = time.perf_counter()
-        pipe = load_pipeline(weights, device=device, dtype=dtype, tile=tile)
+        pipe = load_pipeline(
+            weights,
+            device=device,
+            dtype=dtype,
+            tile=tile,
+            text_encoder=text_encoder,
+            auto_prompt=auto_prompt,
+            captioner=captioner,
+        )
         if verbose:
             d = pipe.describe()
             console.print(
@@ -116,16 +141,7 @@ def restore_paths(
                 f"· loaded in {time.perf_counter() - started:.1f} s"
             )
         show_bar = len(jobs) > 1
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not show_bar,
-        )
+        progress = eta_progress(console, disable=not show_bar)
         with progress:
             task = progress.add_task("restoring", total=len(jobs))
             for job in jobs:
@@ -142,9 +158,16 @@ def restore_paths(
                     report.succeeded.append((job, pipe.last.seconds))
                     if verbose:
                         info = pipe.last
+                        analysis = getattr(info.merged, "analysis", None)
+                        if analysis is not None:
+                            found = analysis.summary() or "no degradation detected"
+                            console.print(f"{job.source}: analyzer: {found}", soft_wrap=True)
+                        if getattr(info.merged, "caption", ""):
+                            console.print(f"{job.source}: content: {info.merged.caption!r}", soft_wrap=True)
                         console.print(
                             f"{job.source} → {job.target} · prompt used: {info.prompt or '(none)'!r} · "
-                            f"tile {info.tile or 'none'} · {info.seconds:.2f} s"
+                            f"tile {info.tile or 'none'} · {info.seconds:.2f} s",
+                            soft_wrap=True,
                         )
                 progress.advance(task)
     _summarise(report, console, show_table=len(jobs) + len(problems) > 1)

@@ -31,6 +31,7 @@ class RestoreInfo:
     """What the last call did: prompt used, tile size, timings, fallbacks."""
 
     prompt: str = ""
+    merged: Any = None  # m3restore.caption.prompt.MergedPrompt: where the prompt's parts came from
     tile: int = 0
     seconds: float = 0.0
     fp32_fallback_tiles: int = 0
@@ -52,6 +53,9 @@ class RestorePipeline:
         memory_budget_gb: float = 2.5,
         text_encoder_name: str | None = None,
         bundle=None,
+        analyzer=None,
+        captioner=None,
+        auto_prompt: bool = False,
     ):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
@@ -63,6 +67,12 @@ class RestorePipeline:
         self.overlap = int(overlap)
         self.memory_budget = memory_budget_gb * 2**30
         self.bundle = bundle
+        self._analyzer = analyzer
+        self.captioner = captioner
+        self.auto_prompt = bool(auto_prompt)
+        self._warned_prompts: set[str] = set()
+        self.last_merged = None
+        self._cleaned: dict = {}
         self.last = RestoreInfo()
 
     def _place(self, net: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
@@ -71,7 +81,9 @@ class RestorePipeline:
         return net.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
 
     @classmethod
-    def from_bundle(cls, weights=None, *, device="auto", dtype="auto", tile="auto", text_encoder=None, **kwargs):
+    def from_bundle(
+        cls, weights=None, *, device="auto", dtype="auto", tile="auto", text_encoder=None, captioner=None, **kwargs
+    ):
         from m3restore.weights import open_bundle
 
         bundle = open_bundle(weights)
@@ -82,8 +94,19 @@ class RestorePipeline:
                 f"{bundle.path} was trained with text encoder '{recorded}'; '{text_encoder}' would give "
                 "embeddings the network has never seen (omit --text-encoder)"
             )
+        if isinstance(captioner, str):
+            from m3restore.caption.mllm import Captioner
+
+            captioner = Captioner.load(captioner, device=device)
         return cls(
-            predictor, device=device, dtype=dtype, tile=tile, text_encoder_name=recorded, bundle=bundle, **kwargs
+            predictor,
+            device=device,
+            dtype=dtype,
+            tile=tile,
+            text_encoder_name=recorded,
+            bundle=bundle,
+            captioner=captioner,
+            **kwargs,
         )
 
     # -- text ---------------------------------------------------------------------------------
@@ -97,9 +120,44 @@ class RestorePipeline:
             self._text_encoder = TextEncoder.load(self.text_encoder_name)
         return self._text_encoder
 
-    def prepare_prompt(self, prompt: str | None) -> str:
-        """The prompt actually used: whitespace-normalised; empty means no text."""
-        return " ".join((prompt or "").split())
+    @property
+    def analyzer(self):
+        """The bundle's degradation analyzer (None when the bundle has none)."""
+        if self._analyzer is None and self.bundle is not None and self.bundle.has("analyzer"):
+            self._analyzer = self.bundle.load("analyzer")
+        return self._analyzer
+
+    def prepare_prompt(self, prompt: str | None, image=None) -> str:
+        """The prompt actually used (see ``m3restore.caption.prompt``); empty means no text.
+
+        The user's text is cleaned; with ``auto_prompt`` and an ``image`` the analyzer's findings
+        (and the content captioner's caption, when one is configured) are merged in. The parts
+        are kept in ``self.last_merged``; warnings about the text are issued once per prompt.
+        """
+        from m3restore.caption.prompt import merge_prompt
+        from m3restore.text.clean import clean_text
+
+        key = prompt or ""
+        if key not in self._cleaned:  # batch runs reuse one prompt for many images
+            if len(self._cleaned) > 256:
+                self._cleaned.clear()
+            self._cleaned[key] = clean_text(key)
+        analysis, caption = None, None
+        if self.auto_prompt and image is not None:
+            if self.analyzer is not None:
+                from m3restore.caption.degradation import analyze
+
+                analysis = analyze(self.analyzer, image)
+            if self.captioner is not None:
+                caption = self.captioner.caption(image)
+        merged = merge_prompt(self._cleaned[key], analysis, caption, auto=self.auto_prompt)
+        merged.analysis = analysis
+        for message in merged.warnings:
+            if message not in self._warned_prompts:
+                self._warned_prompts.add(message)
+                warnings.warn(message, UserWarning, stacklevel=3)
+        self.last_merged = merged
+        return merged.prompt
 
     # -- restore ------------------------------------------------------------------------------
     def __call__(self, image, prompt: str | None = None, seed: int | None = None, *, tile: int | str | None = None):
@@ -108,7 +166,8 @@ class RestorePipeline:
         if seed is not None:
             torch.manual_seed(seed)
         rgb, rebuild = _to_rgb(image)
-        info.prompt = self.prepare_prompt(prompt)
+        info.prompt = self.prepare_prompt(prompt, rgb)
+        info.merged = self.last_merged
         text = self.text_encoder.encode([info.prompt]) if info.prompt else None
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
         multiple = self._fp32.config.multiple

@@ -238,7 +238,7 @@ def _guess_language(words: list[str]) -> tuple[bool, str | None]:
     if english >= 0.8:
         return True, None
     best, best_share = None, english
-    for code in _OTHER_LANGUAGES:
+    for code in _OTHER_LANGUAGES:  # most likely first; stop at a clear winner (each costs ~0.3 s to load)
         try:
             other = _other_checker(code)
         except (ValueError, OSError):  # pragma: no cover - a language file missing from the install
@@ -246,6 +246,8 @@ def _guess_language(words: list[str]) -> tuple[bool, str | None]:
         share = sum(1 for w in words if w in other) / len(words)
         if share > best_share + 0.15:
             best, best_share = code, share
+            if share >= 0.8:
+                break
     if best is not None:
         return False, best
     checker.distance = 1
@@ -278,19 +280,20 @@ def _correct(tokens: list[str], protected: set[str]) -> tuple[list[str], dict[st
     return out, corrections
 
 
-def _keywords(words: list[str], top: int = 5) -> list[str]:
-    """YAKE keywords (1-3 words) of the cleaned words, best first; the words themselves if YAKE fails."""
-    if not words:
+def _keywords(tokens: list[str], stop: frozenset[str], top: int = 5) -> list[str]:
+    """YAKE keywords (1-3 words), best first, from the corrected tokens *with* their stop words
+    (YAKE uses them to tell where a candidate phrase ends); the content words if YAKE fails."""
+    content = [t for t in tokens if t not in stop and t.isalpha()]
+    if not content:
         return []
-    text = " ".join(words)
     try:
         import yake
 
         extractor = yake.KeywordExtractor(lan="en", n=3, dedupLim=0.7, top=top)
-        found = [kw for kw, _score in extractor.extract_keywords(text)]
+        found = [kw for kw, _score in extractor.extract_keywords(" ".join(tokens))]
     except Exception:  # noqa: BLE001 - keywords are a convenience; never fail a restore over them
         found = []
-    return found or list(dict.fromkeys(words))[:top]
+    return found or list(dict.fromkeys(content))[:top]
 
 
 def _cut(text: str, limit: int) -> str:
@@ -325,11 +328,11 @@ def clean_text(text: str | None, *, max_chars: int = MAX_CHARS, keywords: bool =
     tokens = _tokenize(stripped)
     if not any(t.isalpha() for t in tokens):
         if pictographs:
-            result.warnings.append("the prompt has only emoji or symbols, no words; restoring without a prompt")
+            result.warnings.append("the prompt has only emoji or symbols, no words; it was left out")
         elif tokens:
-            result.warnings.append("the prompt has only numbers, no words; restoring without a prompt")
+            result.warnings.append("the prompt has only numbers, no words; it was left out")
         else:
-            result.warnings.append("the prompt has no words after cleaning; restoring without a prompt")
+            result.warnings.append("the prompt has no words after cleaning; it was left out")
         return result
     english, language = _guess_language(tokens)
     if not english:
@@ -347,5 +350,5 @@ def clean_text(text: str | None, *, max_chars: int = MAX_CHARS, keywords: bool =
     result.words = [t for t in tokens if t not in stop and (len(t) > 1 or t.isdigit())]
     result.text = " ".join(result.words)
     if keywords:
-        result.keywords = _keywords(result.words)
+        result.keywords = _keywords(tokens, stop)
     return result

@@ -511,7 +511,7 @@ class CachedTextEncoder:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the table to one safetensors file (written atomically)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         path = Path(path)
         prompts = list(self._table)
@@ -528,14 +528,9 @@ class CachedTextEncoder:
             "encoder": json.dumps(self.describe()),
             "prompts": json.dumps(prompts, ensure_ascii=False),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file(tensors, str(tmp), metadata=metadata)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"cannot write text embeddings to '{path}': {_one_line(exc)}") from exc
+        from m3restore.files import atomic_write_bytes
+
+        atomic_write_bytes(path, save(tensors, metadata=metadata), error=ConfigError)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CachedTextEncoder:

@@ -171,9 +171,13 @@ def lr_factor(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
 
 # -- checkpoints ------------------------------------------------------------------------------
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    import io
+
+    from m3restore.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), error=TrainingError)
 
 
 def load_checkpoint(out: Path) -> dict[str, Any]:
@@ -219,8 +223,13 @@ def train(
     resume: bool = False,
     init: str | None = None,
     log=print,
+    on_progress=None,
 ) -> Path:
-    """Train the predictor described by ``cfg`` into ``out``; returns the exported bundle path."""
+    """Train the predictor described by ``cfg`` into ``out``; returns the exported bundle path.
+
+    ``log`` receives progress lines and messages; ``on_progress(row, cfg)``, when given, receives
+    each metrics row instead of its progress line (the CLI draws a rich progress bar with it).
+    """
     from accelerate import Accelerator
 
     from m3restore.models.m3unet import M3UNet
@@ -372,7 +381,10 @@ def train(
                 if step % cfg.log_every == 0 or val is not None:
                     row = _row(step, window, lr, cfg, elapsed_before + time.time() - started, val)
                     logger.write(row)
-                    log(_progress_line(row, cfg))
+                    if on_progress is not None:
+                        on_progress(row, cfg)
+                    else:
+                        log(_progress_line(row, cfg))
                     window = {"loss": 0.0, "n": 0, "data": 0.0, "compute": 0.0}
                 over_time = (
                     cfg.time_limit_minutes and (elapsed_before + time.time() - started) > cfg.time_limit_minutes * 60
@@ -456,6 +468,12 @@ def _row(step, window, lr, cfg, elapsed, val) -> dict[str, Any]:
     }
 
 
+def progress_fields(row: dict[str, Any], cfg: TrainConfig) -> str:
+    """'loss … · lr … · val PSNR …' for a progress display that shows speed and ETA itself."""
+    val = f" · val PSNR {row['val_psnr']:.2f} dB" if row["val_psnr"] is not None else ""
+    return f"loss {row['loss']:.4f} · lr {row['lr']:.2e}{val}"
+
+
 def _progress_line(row: dict[str, Any], cfg: TrainConfig) -> str:
     eta = ""
     if row["it_s"]:
@@ -514,10 +532,14 @@ def _plot(out: Path) -> None:
         b.plot(*zip(*vals), marker="o")
     b.set(xlabel="iteration", ylabel="PSNR (dB)", title="validation PSNR")
     fig.tight_layout()
-    tmp = out / ".curves.tmp.png"
-    fig.savefig(tmp, dpi=100)
+    import io
+
+    from m3restore.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, out / "curves.png")
+    atomic_write_bytes(out / "curves.png", buffer.getvalue(), error=TrainingError)
 
 
 def log_to_stderr(message: str) -> None:

@@ -1,0 +1,200 @@
+"""The degradation analyzer: inputs, outputs, labels from degradation records, training entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from m3restore.caption.degradation import (
+    LABELS,
+    N_STATS,
+    Analysis,
+    AnalyzerConfig,
+    DegradationAnalyzer,
+    Finding,
+    analyze,
+    crop_statistics,
+    prepare_inputs,
+)
+from m3restore.data.degrade import Applied
+from m3restore.io import Image, write_image
+from m3restore.training import analyzer as ta
+from m3restore.weights import extend_bundle, open_bundle
+
+
+def textured(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.5 + 0.3 * np.sin(x / (3 + c)) * np.cos(y / (4 + c)) for c in range(3)], axis=-1)
+    img += rng.random((h, w, 3), dtype=np.float32) * 0.05
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DegradationAnalyzer(AnalyzerConfig(width=8, hidden=16)).eval()
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (128, 128), (300, 517)])
+def test_inputs_for_any_size(model, shape):
+    local, thumbs, stats = prepare_inputs(textured(*shape), model.config)
+    n = local.shape[0]
+    assert local.shape[1:] == (3, 128, 128) and thumbs.shape == (n, 3, 96, 96) and stats.shape == (n, N_STATS)
+    assert 1 <= n <= model.config.max_crops
+    assert torch.isfinite(stats).all()
+    logits, strength = model(local, thumbs, stats)
+    assert logits.shape == (n, len(LABELS)) and ((strength >= 0) & (strength <= 1)).all()
+
+
+def test_statistics_react_to_blocks_noise_and_colour():
+    img = textured(128, 128)
+    clean = crop_statistics(img)
+    noisy = crop_statistics(np.clip(img + np.random.default_rng(1).normal(0, 0.1, img.shape), 0, 1).astype(np.float32))
+    grey = crop_statistics(np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2))
+    blocks = np.repeat(np.repeat(img[::8, ::8], 8, axis=0), 8, axis=1)
+    assert noisy[2] > clean[2] + 1  # noise estimate (log)
+    assert crop_statistics(blocks)[6] > clean[6] + 1  # 8x8 blockiness
+    assert grey[11] == 0 and clean[11] > 0.5  # share of coloured pixels
+
+
+def test_analyze_gives_every_label_and_a_canonical_sentence(model):
+    result = analyze(model, textured(64, 80))
+    assert [f.name for f in result.findings] == list(LABELS)
+    assert all(0 <= f.probability <= 1 for f in result.findings)
+    sentence = Analysis(
+        [Finding("motion-blur", 0.93, 0.8, True), Finding("noise", 0.71, 0.1, True), Finding("jpeg", 0.2, 0.5, False)]
+    )
+    assert sentence.sentence == "mild noise, strong motion blur"
+    assert sentence.summary() == "strong motion blur (0.93), mild noise (0.71)"
+    assert Finding("greyscale", 0.9, 1.0, True).phrase == "greyscale"
+
+
+def test_targets_fold_and_mask():
+    record = [Applied("gaussian-blur", 0.5), Applied("poisson", 0.1), Applied("jpeg", 0.9)]
+    present, strength, pmask, smask = ta.targets(record)
+    i = {n: LABELS.index(n) for n in LABELS}
+    assert present[i["defocus"]] == 1 and strength[i["defocus"]] == 0.5
+    assert present[i["noise"]] == 1 and pmask[i["noise"]] == 0  # too weak to see: presence not trained
+    assert present[i["jpeg"]] == 1 and smask[i["jpeg"]] == 1
+    assert present[i["motion-blur"]] == 0 and pmask[i["motion-blur"]] == 1 and smask[i["motion-blur"]] == 0
+    grey = ta.targets([], grey=True)[0]
+    assert grey[i["greyscale"]] == 1
+    real = ta.targets([], real_blur=True)
+    assert real[0][i["motion-blur"]] == 1 and real[3][i["motion-blur"]] == 0
+
+
+def test_draws_follow_physical_order_with_distinct_labels():
+    from m3restore.caption.degradation import FOLD
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        names = ta.draw_degradations(rng)
+        assert names == [n for n in ta.PHYSICAL_ORDER if n in names]
+        labels = [FOLD.get(n, n) for n in names]
+        assert len(set(labels)) == len(labels) <= 3
+        assert sum(label in ta.DETAIL_LOSSES for label in labels) <= 1
+
+
+def test_samples_are_seeded_and_shaped():
+    clean = [textured(200, 260, s) for s in range(2)]
+    maker = ta.SampleMaker(clean, [textured(220, 300, 9)])
+    a, b = maker(np.random.default_rng(5)), maker(np.random.default_rng(5))
+    assert np.array_equal(a.local, b.local) and np.array_equal(a.present, b.present)
+    assert a.local.shape == (128, 128, 3) and a.thumb.shape == (96, 96, 3) and a.stats.shape == (N_STATS,)
+    batch = ta.batch([maker(np.random.default_rng(s)) for s in range(3)])
+    loss = ta.loss_fn(DegradationAnalyzer(AnalyzerConfig(width=8, hidden=16)), batch)
+    assert torch.isfinite(loss)
+
+
+def test_held_out_split_is_by_name():
+    assert ta.is_held_out("a/set14/baboon.png") == ta.is_held_out("b/classic5/baboon.png")
+    assert ta.is_held_out("x/bird_GT.png") == ta.is_held_out("y/bird.png")
+
+
+def test_summary_balanced_accuracy():
+    k = len(LABELS)
+    rows = [
+        {
+            "present": [1] + [0] * (k - 1),
+            "strength": [0.9] + [0] * (k - 1),
+            "detected": [True] + [False] * (k - 1),
+            "predicted_strength": [0.8] + [0] * (k - 1),
+        },
+        {
+            "present": [0] * k,
+            "strength": [0] * k,
+            "detected": [True] + [False] * (k - 1),
+            "predicted_strength": [0] * k,
+        },
+        {
+            "present": [1] + [0] * (k - 1),
+            "strength": [0.1] + [0] * (k - 1),
+            "detected": [False] * k,
+            "predicted_strength": [0] * k,
+        },  # mild: not counted
+    ]
+    motion = ta.summarise(rows)["labels"]["motion-blur"]
+    assert motion["positives"] == 1 and motion["negatives"] == 1
+    assert motion["balanced_accuracy"] == pytest.approx(0.5) and motion["severity_accuracy"] == 1.0
+
+
+def test_bundle_round_trip_and_extend(model, tiny_bundle, tmp_path):
+    target = tmp_path / "b"
+    shutil.copytree(tiny_bundle, target)
+    predictor = json.loads((target / "model_index.json").read_text())["components"]["predictor"]
+    extend_bundle(target, {"analyzer": model})
+    bundle = open_bundle(target)
+    assert bundle.index["components"]["predictor"] == predictor
+    loaded = bundle.load("analyzer")
+    img = textured(70, 90)
+    a, b = analyze(model, img), analyze(loaded, img)
+    assert [f.probability for f in a.findings] == pytest.approx([f.probability for f in b.findings], abs=1e-6)
+
+
+def test_cli_stage_analyzer(tmp_path, tiny_bundle, monkeypatch):
+    from typer.testing import CliRunner
+
+    from m3restore.cli import app
+
+    # A smoke run: calibration and held-out evaluation on a handful of samples.
+    real_eval, real_cal = ta.evaluate_synthetic, ta.calibrate_thresholds
+    monkeypatch.setattr(ta, "evaluate_synthetic", lambda m, photos, per_photo=1: real_eval(m, photos[:1], per_photo=2))
+    monkeypatch.setattr(
+        ta, "calibrate_thresholds", lambda m, photos, samples=0, seed=0, **kw: real_cal(m, photos, 4, seed, **kw)
+    )
+
+    clean, blur = tmp_path / "clean", tmp_path / "blur"
+    for i in range(6):
+        write_image(clean / f"photo{i}.png", Image(textured(200, 210, i)))
+    write_image(blur / "frame.png", Image(textured(200, 220, 7)))
+    target = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, target)
+    args = [
+        "train",
+        "--stage",
+        "analyzer",
+        "--out",
+        str(tmp_path / "run"),
+        "--root",
+        str(clean),
+        "--input",
+        str(blur),
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--add-to",
+        str(target),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "run" / "analyzer.json").read_text())
+    assert report["iterations"] == 2
+    assert open_bundle(target).has("analyzer")
+    missing = CliRunner().invoke(app, ["train", "--stage", "analyzer", "--out", str(tmp_path / "r2")])
+    assert missing.exit_code == 2 and "--root" in missing.output
