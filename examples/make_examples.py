@@ -28,16 +28,39 @@ SKIMAGE = "scikit-image sample data, skimage.data"
 # shipped model was trained on ("motion blur", "noise", "defocus blur", "jpeg compression artifacts"):
 # subject words it never saw in training ("a cat, out of focus") can cost it dB.
 EXAMPLES = [
-    ("street_sign", "sign", "motion-blur:15", 1, "street sign, motion blur",
-     "rendered by make_examples.py with Pillow (DejaVu Sans font); CC0"),
-    ("coffee", "coffee", "noise:25", 2, "noisy photo",
-     f"{SKIMAGE}.coffee(): photo by Rachel Michetti, courtesy of Pikolo Espresso Bar; CC0"),
-    ("astronaut", "astronaut", "jpeg:15", 3, "jpeg compression artifacts",
-     f"{SKIMAGE}.astronaut(): NASA Great Images (Eileen Collins); public domain"),
-    ("chelsea", "chelsea", "defocus:4", 4, "defocus blur",
-     f"{SKIMAGE}.chelsea(): photo by Stefan van der Walt; CC0"),
-    ("rocket", "rocket", "ordered:motion-blur:11,noise:10", 5, "motion blur and noise",
-     f"{SKIMAGE}.rocket(): DSCOVR launch on Falcon 9, photo by SpaceX; public domain"),
+    (
+        "street_sign",
+        "sign",
+        "motion-blur:15",
+        1,
+        "street sign, motion blur",
+        "rendered by make_examples.py with Pillow (DejaVu Sans font); CC0",
+    ),
+    (
+        "coffee",
+        "coffee",
+        "noise:25",
+        2,
+        "noisy photo",
+        f"{SKIMAGE}.coffee(): photo by Rachel Michetti, courtesy of Pikolo Espresso Bar; CC0",
+    ),
+    (
+        "astronaut",
+        "astronaut",
+        "jpeg:15",
+        3,
+        "jpeg compression artifacts",
+        f"{SKIMAGE}.astronaut(): NASA Great Images (Eileen Collins); public domain",
+    ),
+    ("chelsea", "chelsea", "defocus:4", 4, "defocus blur", f"{SKIMAGE}.chelsea(): photo by Stefan van der Walt; CC0"),
+    (
+        "rocket",
+        "rocket",
+        "ordered:motion-blur:11,noise:10",
+        5,
+        "motion blur and noise",
+        f"{SKIMAGE}.rocket(): DSCOVR launch on Falcon 9, photo by SpaceX; public domain",
+    ),
 ]
 
 
@@ -60,8 +83,14 @@ def street_sign(width: int = 384, height: int = 288, scale: int = 3) -> np.ndarr
     cover = np.clip((clouds - 0.45) * 3.0, 0.0, 1.0) * (1.0 - 0.6 * t)
     canvas = Image.fromarray(np.clip(sky * (1 - cover) + 245 * cover, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
-    hills = [(0, h)] + [(x, int(h * (0.80 - 0.04 * np.sin(x / w * 7.0) - 0.02 * np.sin(x / w * 23.0))))
-                        for x in range(0, w + 1, w // 64)] + [(w, h)]
+    hills = (
+        [(0, h)]
+        + [
+            (x, int(h * (0.80 - 0.04 * np.sin(x / w * 7.0) - 0.02 * np.sin(x / w * 23.0))))
+            for x in range(0, w + 1, w // 64)
+        ]
+        + [(w, h)]
+    )
     draw.polygon(hills, fill=(58, 92, 60))
     draw.rectangle([0, int(h * 0.9), w, h], fill=(96, 96, 92))  # road verge
     pole_x = int(w * 0.5)
@@ -74,8 +103,12 @@ def street_sign(width: int = 384, height: int = 288, scale: int = 3) -> np.ndarr
         bw, bh = right - left + 2 * pad_x, lower - upper + 2 * pad_y
         x0, y0 = pole_x - bw // 2, int(h * top)
         draw.rounded_rectangle([x0, y0, x0 + bw, y0 + bh], radius=10 * scale, fill=(0, 110, 62))
-        draw.rounded_rectangle([x0 + 4 * scale, y0 + 4 * scale, x0 + bw - 4 * scale, y0 + bh - 4 * scale],
-                               radius=8 * scale, outline=(245, 245, 245), width=3 * scale)
+        draw.rounded_rectangle(
+            [x0 + 4 * scale, y0 + 4 * scale, x0 + bw - 4 * scale, y0 + bh - 4 * scale],
+            radius=8 * scale,
+            outline=(245, 245, 245),
+            width=3 * scale,
+        )
         draw.text((x0 + pad_x - left, y0 + pad_y - upper), text, font=fnt, fill=(250, 250, 250))
     return np.asarray(canvas.resize((width, height), Image.LANCZOS), np.float32) / 255
 
@@ -105,14 +138,16 @@ def main() -> None:
         degraded, record = degrade(clean, spec, np.random.default_rng(seed))
         save(HERE / "ground_truth" / f"{name}.png", clean)
         save(HERE / f"{name}.png", degraded)
-        entries.append({
-            "file": f"{name}.png",
-            "ground_truth": f"ground_truth/{name}.png",
-            "prompt": prompt,
-            "degradation": spec,
-            "record": describe(record),
-            "source": note,
-        })
+        entries.append(
+            {
+                "file": f"{name}.png",
+                "ground_truth": f"ground_truth/{name}.png",
+                "prompt": prompt,
+                "degradation": spec,
+                "record": describe(record),
+                "source": note,
+            }
+        )
         print(f"{name:12s} {clean.shape[1]}x{clean.shape[0]}  {spec:32s} {describe(record)}")
     (HERE / "examples.json").write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     total = sum(p.stat().st_size for p in HERE.rglob("*.png"))

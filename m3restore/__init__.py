@@ -1,8 +1,8 @@
 """m3restore: text-guided, diffusion-based image restoration with the M3-UNet.
 
-    from m3restore import load_pipeline
-    pipe = load_pipeline()                 # the shipped default bundle, best device available
-    restored = pipe(image, prompt="street sign")
+from m3restore import load_pipeline
+pipe = load_pipeline()                 # the shipped default bundle, best device available
+restored = pipe(image, prompt="street sign")
 """
 
 __version__ = "0.1.0"

@@ -43,8 +43,9 @@ def load_examples(folder: Path) -> list[dict]:
         raise DataError(f"{index}: no examples index (pass --examples DIR)") from None
     except json.JSONDecodeError as error:
         raise DataError(f"{index}: not valid JSON ({error})") from None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and "file" in e and "ground_truth" in e
-                                                for e in entries):
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and "file" in e and "ground_truth" in e for e in entries
+    ):
         raise DataError(f"{index}: expected a list of objects with 'file' and 'ground_truth'")
     return entries
 
@@ -95,22 +96,34 @@ def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
         before, after = psnr(quantize(image.rgb()), truth), psnr(quantize(restored), truth)
         gains.append(after - before)
         write_image(out / f"{name}_restored.png", image.with_rgb(restored), overwrite=True)
-        sheet = compare([(image.rgb(), f"input {before:.1f} dB"), (restored, f"m3restore {after:.1f} dB"),
-                         (truth, "ground truth")])
+        sheet = compare(
+            [(image.rgb(), f"input {before:.1f} dB"), (restored, f"m3restore {after:.1f} dB"), (truth, "ground truth")]
+        )
         write_image(out / f"{name}_compare.png", Image(sheet), overwrite=True)
         colour = "green" if after > before else "red"
-        table.add_row(escape(name), escape(entry.get("prompt", "")), f"{before:.2f}", f"{after:.2f}",
-                      f"[{colour}]{after - before:+.2f}[/]", f"{seconds:.1f}")
+        table.add_row(
+            escape(name),
+            escape(entry.get("prompt", "")),
+            f"{before:.2f}",
+            f"{after:.2f}",
+            f"[{colour}]{after - before:+.2f}[/]",
+            f"{seconds:.1f}",
+        )
     console.print(table)
     if gains:
-        console.print(f"mean gain [bold]{np.mean(gains):+.2f} dB[/] over {len(gains)} images; "
-                      f"results and side-by-side comparisons in {out}/")
+        console.print(
+            f"mean gain [bold]{np.mean(gains):+.2f} dB[/] over {len(gains)} images; "
+            f"results and side-by-side comparisons in {out}/"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m m3restore.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None, help="weights bundle: a folder or an installed name "
-                        "(default: the shipped m3restore-base)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="weights bundle: a folder or an installed name (default: the shipped m3restore-base)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--examples", type=Path, default=None, help="folder holding examples.json")

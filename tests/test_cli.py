@@ -8,22 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import one_error_line, run
 
-from m3restore.cli import app
 from m3restore.io import Image, read_image, write_image
-
-runner = CliRunner()
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def one_error_line(output: str) -> bool:
-    lines = [line for line in output.splitlines() if line.strip()]
-    return "Traceback" not in output and sum(line.startswith("error:") for line in lines) == 1
 
 
 def test_help_lists_commands():

@@ -57,8 +57,18 @@ def test_demo_writes_results_and_comparisons(bundle, examples, tmp_path, capsys)
 
 
 def test_missing_bundle_is_one_line_and_exit_1(examples, tmp_path, capsys):
-    code = demo.main(["--weights", str(tmp_path / "no-such-bundle"), "--examples", str(examples),
-                      "--out", str(tmp_path / "out"), "--device", "cpu"])
+    code = demo.main(
+        [
+            "--weights",
+            str(tmp_path / "no-such-bundle"),
+            "--examples",
+            str(examples),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 1
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()

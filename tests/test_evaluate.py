@@ -10,9 +10,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import one_error_line, run
 
-from m3restore.cli import app
 from m3restore.data.degrade import degrade
 from m3restore.errors import ConfigError, DataError, WeightsError
 from m3restore.evaluation import baselines as bl
@@ -25,19 +24,8 @@ from m3restore.metrics.quality import psnr
 from m3restore.models.m3unet import M3UNet, M3UNetConfig
 from m3restore.weights import save_bundle
 
-runner = CliRunner()
 TINY32 = dict(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, text_dim=32, cond_dim=16)
 HAVE_TESSERACT = tesseract_availability().available
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def one_error_line(output: str) -> bool:
-    lines = [line for line in output.splitlines() if line.strip()]
-    return "Traceback" not in output and sum(line.startswith("error:") for line in lines) == 1
 
 
 def rows_of(out):
