@@ -212,6 +212,14 @@ def user_degradations(tokens: list[str]) -> list[Mention]:
     return mentions
 
 
+# Findings the analyzer may add to a prompt on its own. Low light is left to the user: brightening
+# is an editorial choice, and on a night photo the analyzer's (correct) "low light" made the
+# predictor brighten a dark scene from 24.8 to 6.4 dB (examples/rocket.png). Low resolution,
+# missing regions and greyscale are not in the shipped predictor's training prompts. `caption`
+# still reports every finding.
+AUTO_PROMPT_LABELS = frozenset({"motion-blur", "defocus", "noise", "jpeg"})
+
+
 def _canonical_phrases(degradations: dict[str, str | None]) -> str:
     from m3restore.data.degrade import DEGRADATIONS
 
@@ -237,7 +245,9 @@ def merge_prompt(
     sources: dict[str, str] = {}
     if auto and analysis is not None:
         for finding in analysis.detected:
-            degradations[finding.name] = None if finding.name == "greyscale" else finding.severity
+            if finding.name not in AUTO_PROMPT_LABELS:
+                continue
+            degradations[finding.name] = finding.severity
             sources[finding.name] = "analyzer"
     mentions = user_degradations(cleaned.tokens) if cleaned.english else []
     for mention in mentions:
