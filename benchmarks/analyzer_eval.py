@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, ROOT, list_images, machine_info  # noqa: E402
+from common import DATA, ROOT, list_images, machine_info, replace_card_section  # noqa: E402
 
 HEADING = "## Degradation analyzer"
 
@@ -65,14 +65,7 @@ def main() -> None:
     (ROOT / "docs" / "analyzer_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     section = card_section(result, model, bundle)
     card = Path(args.weights) / "MODEL_CARD.md"
-    text = card.read_text() if card.is_file() else ""
-    if HEADING in text:
-        head, rest = text.split(HEADING, 1)
-        tail = rest.split("\n## ", 1)
-        text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    card.write_text(text)
+    replace_card_section(card, HEADING, section)
     print(section)
 
 

@@ -236,3 +236,21 @@ def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def replace_card_section(card: Path, heading: str, section: str) -> None:
+    """Put ``section`` (which starts with ``heading``) into a model card, replacing that section.
+
+    A section runs to the next ``## `` heading; a missing one is appended. The card is written
+    atomically, so a crash never leaves half a card.
+    """
+    from m3restore.files import atomic_write_text
+
+    text = card.read_text() if card.is_file() else ""
+    if heading in text:
+        head, rest = text.split(heading, 1)
+        tail = rest.split("\n## ", 1)
+        text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    atomic_write_text(card, text)

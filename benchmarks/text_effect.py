@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, ROOT, list_images, machine_info, machine_lines, read_rgb  # noqa: E402
+from common import DATA, ROOT, list_images, machine_info, machine_lines, read_rgb, replace_card_section  # noqa: E402
 
 MIXTURE = "motion-blur@0.4,defocus@0.2,gaussian-blur@0.1,noise:0-40@0.4,jpeg:10-90@0.35,low-light@0.12"
 SWAP = {
@@ -270,15 +270,7 @@ def write_card_section(bundle: Path, summary: dict) -> None:
         "analyzer's thresholds cap false alarms.",
         "",
     ]
-    text = card.read_text()
-    section = "\n".join(lines)
-    if CARD_HEADING in text:
-        head, rest = text.split(CARD_HEADING, 1)
-        tail = rest.split("\n## ", 1)
-        text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    card.write_text(text)
+    replace_card_section(card, CARD_HEADING, "\n".join(lines))
 
 
 if __name__ == "__main__":
