@@ -51,11 +51,13 @@ from pathlib import Path
 import numpy as np
 
 from m3restore.evaluation.baselines import (
+    WIENER_BALANCE,
     bm3d_denoise,
     ffdnet_denoise,
     get_baseline,
     nlm_denoise,
     richardson_lucy_deblur,
+    wiener_deblur,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -131,8 +133,10 @@ PEER_NAMES = {  # m3restore.evaluation.baselines registry name -> label in the r
     "opencv-nlm": "OpenCV NLM (`cv2`)",
     "bm3d": "CBM3D (`bm3d`)",
     "richardson-lucy": "Richardson-Lucy (`skimage`)",
+    "wiener": "Wiener (`skimage`)",
 }
 RL = f"Richardson-Lucy ({RL_LENGTH}-px horizontal kernel guess, {RL_ITERATIONS} it.)"
+WIENER = f"Wiener-Hunt ({RL_LENGTH}-px horizontal kernel guess, balance {WIENER_BALANCE})"
 
 
 @dataclass
@@ -329,6 +333,8 @@ def run_task(task: Task, pipe, args, peers: set[str], log) -> dict:
             if task.kind in ("blur", "pairs", "text") and "richardson-lucy" in peers:
                 rl = _timed(richardson_lucy_deblur, degraded, psf=RL_PSF, iterations=RL_ITERATIONS)
                 _add(methods, RL, ref, *rl)
+            if task.kind in ("blur", "pairs", "text") and "wiener" in peers:
+                _add(methods, WIENER, ref, *_timed(wiener_deblur, degraded, psf=RL_PSF))
         level = {
             "spec": spec or "real GoPro blur",
             "prompts": prompts,
@@ -387,7 +393,7 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
     n = len(res["images"])
     ocr_levels = [ln for ln in names if "ocr_reference" in levels[ln]]
     header = ["method", *[f"{ln} PSNR / SSIM" for ln in names], *[f"{ln} OCR CER" for ln in ocr_levels], "s / image"]
-    order = [INPUT, OURS, OURS_EMPTY, FFDNET, NLM, BM3D, RL]
+    order = [INPUT, OURS, OURS_EMPTY, FFDNET, NLM, BM3D, RL, WIENER]
     rows = []
     if ocr_levels:
         refs = [_cer(levels[ln]["ocr_reference"]) for ln in ocr_levels]

@@ -288,7 +288,9 @@ def eval_(
     count: int | None = typer.Option(None, help="Number of rendered text images (--dataset text; default 24)."),
     limit: int | None = typer.Option(None, help="Evaluate only the first N images."),
     crop_to_match: bool = typer.Option(False, help="Crop a pair of unequal size to its common top-left region."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run folder: results.csv, summary.json, report.html."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run folder: results.csv, summary.json, report.html (default: runs/eval/<dataset>-<time>)."
+    ),
     weights: list[str] | None = typer.Option(None, help="Weights bundle; repeat to compare bundles (one row each)."),
     no_model: bool = typer.Option(False, "--no-model", help="Score only the baselines (default: --baseline input)."),
     baseline: list[str] | None = typer.Option(
@@ -311,8 +313,11 @@ def eval_(
     from m3restore.evaluation import EvaluationInterrupted, baseline_methods, evaluate, model_methods, open_dataset
     from m3restore.evaluation.report import METRICS
 
-    if out_dir is None:
-        fail("--out DIR is required (results.csv, summary.json and report.html go there)", 2)
+    if out_dir is None:  # a fresh, dated run folder, so no earlier evaluation is ever replaced
+        import time
+
+        out_dir = Path("runs") / "eval" / f"{dataset or 'pairs'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        console.print(f"writing to {out_dir} (choose with --out)")
     ablations = [a.strip().lower() for a in ablate or []]
     unknown = [a for a in ablations if a != "text"]
     if unknown:

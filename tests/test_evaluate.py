@@ -479,7 +479,6 @@ def test_eval_errors(tmp_path, clean_dir):
                               "--out", tmp_path / "c")  # fmt: skip
     (tmp_path / "file").write_text("x")
     assert "cannot create" in err("--dataset", "text", "--count", 1, "--no-model", "--out", tmp_path / "file" / "o")
-    assert "--out" in err("--dataset", "text", "--count", 1, "--no-model")
     assert "valid: text" in err("--dataset", "text", "--ablate", "dilation", "--out", tmp_path / "d")
     write_image(tmp_path / "in" / "a.png", Image(texture(40, 56)))
     write_image(tmp_path / "gt" / "a.png", Image(texture(48, 60)))
@@ -524,3 +523,12 @@ def test_eval_text_dataset_with_ocr(tmp_path, monkeypatch):
     code, text = run(*args, "--overwrite")
     assert code == 0 and "OCR: unavailable (tesseract not installed" in text
     assert all(r["ocr_cer"] == "" for r in rows_of(out))
+
+
+def test_eval_without_out_writes_a_fresh_dated_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = run("eval", "--dataset", "text", "--count", 1, "--no-model")
+    assert code == 0, out
+    (folder,) = (tmp_path / "runs" / "eval").glob("text-*")
+    assert (folder / "report.html").is_file() and (folder / "results.csv").is_file()
+    assert str(folder.relative_to(tmp_path)) in out
