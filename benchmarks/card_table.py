@@ -20,13 +20,15 @@ def table(path: str) -> str:
     for task in data["tasks"].values():
         levels = list(task["levels"])
         methods: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
         for level in task["levels"].values():
             for name, result in level["methods"].items():
                 values = [v for v in result["psnr"] if v is not None]
                 methods.setdefault(name, []).append(f"{np.mean(values):.2f}" if values else "–")
-        n = len(task["images"])
+                counts[name] = len(values)  # a method may run on a subset (CBM3D)
         for name, values in methods.items():
-            lines.append(f"| {task['title']} | {' / '.join(levels)} | {name} | {' / '.join(values)} | {n} |")
+            row = f"| {task['title']} | {' / '.join(levels)} | {name} | {' / '.join(values)} | {counts[name]} |"
+            lines.append(row)
     return "\n".join(lines)
 
 
