@@ -414,21 +414,21 @@ def train(
 @torch.no_grad()
 def evaluate_psnr(net, encoder, items, device) -> float:
     """Mean PSNR (dB, RGB, 8-bit rounded) of ``net`` on validation items."""
+    from m3restore.metrics.quality import psnr_torch
     from m3restore.pipeline.tiling import pad_to_multiple
 
     was_training = net.training
     net.eval()
+    prompts = TrainingPrompts(encoder)
     scores = []
     for item in items:
         x = item["input"][None].to(device)
         padded, crop = pad_to_multiple(x, net.config.multiple)
-        text = TrainingPrompts(encoder).encode([item["prompt"]]).to(device)
+        text = prompts.encode([item["prompt"]]).to(device)
         y = net(padded.contiguous(memory_format=torch.channels_last), text)
-        y = y[..., : crop[0], : crop[1]].float().clamp(0, 1)
-        y = torch.round(y * 255) / 255
+        y = torch.round(y[..., : crop[0], : crop[1]].float().clamp(0, 1) * 255) / 255
         t = torch.round(item["target"][None].to(device) * 255) / 255
-        mse = torch.mean((y - t) ** 2).item()
-        scores.append(10 * math.log10(1 / max(mse, 1e-12)))
+        scores.append(min(float(psnr_torch(y, t)[0]), 120.0))  # 120 dB: an MSE floor of 1e-12
     net.train(was_training)
     return sum(scores) / len(scores)
 
