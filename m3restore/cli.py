@@ -24,6 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, highlight=False)
+DEFAULT_PLAN = "auto"
+PARTIAL_EXIT = 3  # restored, but a planned step could not be done by any installed model
+DEFAULT_STEPS = 0  # predictor only: see README "Diffusion refinement" for the measurements behind it
 out = Console(highlight=False)
 
 
@@ -78,12 +81,41 @@ def restore(
     captioner: str | None = typer.Option(
         None, help="Image captioner (Hugging Face id or folder) whose caption joins the prompt."
     ),
+    steps: int = typer.Option(
+        DEFAULT_STEPS, help="Diffusion refiner steps after the predictor; 0 = predictor only (fastest)."
+    ),
+    sampler: str = typer.Option("dpm-solver++", help="Refiner sampler: ddim, dpm-solver++ or euler."),
+    samples: int = typer.Option(1, help="Refiner samples to average (needs --steps > 0)."),
+    guidance: float = typer.Option(1.0, help="Classifier-free guidance on the text (1 = none; refiner only)."),
+    uncertainty: Path | None = typer.Option(
+        None, help="Write the per-pixel std of the samples as a colour map (file, or folder for many inputs)."
+    ),
+    plan: str = typer.Option(
+        DEFAULT_PLAN,
+        help="auto (detect, order, choose, verify), none (one all-in-one pass) or steps, e.g. denoise,deblur.",
+    ),
+    explain: bool = typer.Option(False, "--explain", help="Print each image's plan: steps, models, why, checks."),
+    mask: Path | None = typer.Option(None, help="Image whose white pixels mark missing regions (for inpaint)."),
 ):
     """Restore one image, many images, or whole folders."""
     from m3restore.pipeline import batch
+    from m3restore.pipeline.planner import parse_plan
+    from m3restore.pipeline.restore import Sampling
 
     if max_pixels <= 0:
         fail(f"--max-pixels {max_pixels}: must be positive", 2)
+    try:
+        parsed = parse_plan(plan)
+    except M3RestoreError as error:
+        fail(str(error), 2)
+    if no_auto_prompt and parsed == "auto":
+        plan = "none"  # without the analyzer there is nothing to plan from
+    elif no_auto_prompt and parsed != "none":
+        fail("--plan with steps verifies each one with the analyzer; drop --no-auto-prompt", 2)
+    try:
+        sampling = Sampling(steps=steps, sampler=sampler, samples=samples, guidance=guidance)
+    except M3RestoreError as error:
+        fail(str(error), 2)
     report = batch.restore_paths(
         inputs,
         output,
@@ -102,9 +134,16 @@ def restore(
         text_encoder=text_encoder,
         auto_prompt=not no_auto_prompt,
         captioner=captioner,
+        sampling=sampling,
+        uncertainty=uncertainty,
+        plan=plan,
+        explain=explain,
+        mask=mask,
     )
     if report.failed:
         raise typer.Exit(1)
+    if report.partial:
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 # -- info -------------------------------------------------------------------------------------
@@ -173,10 +212,16 @@ def train(
     text_cache: str | None = typer.Option(None, help="Precomputed text embeddings (safetensors)."),
     stage: str = typer.Option(
         "predictor",
-        help="predictor; vectors (Word2Vec+Doc2Vec, --out, --seed); analyzer (degradation analyzer: --root clean "
+        help="predictor; refiner (diffusion refiner against the frozen predictor of --predictor); "
+        "vectors (Word2Vec+Doc2Vec, --out, --seed); analyzer (degradation analyzer: --root clean "
         "photos, optional --input/--target real blurred/sharp frames).",
     ),
-    add_to: str | None = typer.Option(None, "--add-to", help="(vectors, analyzer) Also add the result to this bundle."),
+    add_to: str | None = typer.Option(
+        None, "--add-to", help="(vectors, analyzer, refiner) Also add the result to this bundle."
+    ),
+    predictor: str | None = typer.Option(
+        None, help="(refiner) Bundle whose predictor the refiner learns to refine; default: the shipped one."
+    ),
 ):
     """Train the predictor (accelerate: `accelerate launch -m m3restore train ...` for many GPUs)."""
     if stage in ("vectors", "analyzer"):
@@ -208,8 +253,10 @@ def train(
             )
         out.print(f"bundle written to {bundle}")
         return
-    if add_to:
-        fail("--add-to is for --stage vectors or analyzer", 2)
+    if add_to and stage != "refiner":
+        fail("--add-to is for --stage vectors, analyzer or refiner", 2)
+    if predictor and stage != "refiner":
+        fail("--predictor is for --stage refiner", 2)
     from m3restore.training.cli_config import build_config
     from m3restore.training.loop import train as run_training
 
@@ -237,14 +284,33 @@ def train(
                 seed=seed,
                 time_limit_minutes=time_limit,
                 text_cache=text_cache,
+                predictor_bundle=predictor,
             ),
         )
+    if add_to:
+        _check_same_predictor(add_to, cfg.predictor_bundle if cfg is not None else None)
     log = lambda m: console.print(m, soft_wrap=True)  # noqa: E731
     if console.is_terminal:
         bundle = _train_with_progress_bar(run_training, cfg, run_dir, resume is not None, init, log)
     else:  # logs and CI get plain lines
         bundle = run_training(cfg, run_dir, resume=resume is not None, init=init, log=log)
     out.print(f"bundle written to {bundle}")
+    if add_to:
+        from m3restore.weights import extend_bundle, open_bundle
+
+        extend_bundle(add_to, {"refiner": open_bundle(bundle).load("refiner")})
+        out.print(f"added refiner to {add_to}")
+
+
+def _check_same_predictor(add_to: str, predictor: str | None) -> None:
+    """A refiner refines one predictor's output: refuse to add it to a bundle with another one."""
+    from m3restore.weights import open_bundle
+
+    def digest(name):
+        return open_bundle(name).index["components"].get("predictor", {}).get("files", {}).get("model.safetensors")
+
+    if digest(add_to) != digest(predictor):
+        fail(f"--add-to {add_to}: its predictor differs from the one the refiner trains against (--predictor)", 2)
 
 
 def _train_with_progress_bar(run_training, cfg, run_dir, resume, init, log):
@@ -412,6 +478,54 @@ def caption(
             found = result["summary"] or "no degradation detected"
             content = f'content: "{result["content"]}"' if result["captioner"] else "no content captioner configured"
             out.print(f'{path}: {found} · {content} · prompt used: "{result["prompt"]}"', soft_wrap=True)
+    if as_json:
+        out.print_json(json.dumps(results))
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- plan -------------------------------------------------------------------------------------
+@app.command(name="plan")
+@friendly
+def plan_command(
+    inputs: list[Path] = typer.Argument(..., help="Images and/or folders to plan for."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document with every plan."),
+    plan: str = typer.Option("auto", help="auto, or fixed steps such as denoise,deblur."),
+    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Your words (degradations they name join)."),
+    weights: str | None = typer.Option(None, help="Weights bundle (its analyzer and predictor)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    mask: Path | None = typer.Option(None, help="Image whose white pixels mark missing regions (for inpaint)."),
+):
+    """Dry run: what restore --plan would do to each image (steps, order, models, why), restoring nothing."""
+    import json
+
+    from m3restore.io import list_images, read_image
+    from m3restore.pipeline.batch import plan_table
+    from m3restore.pipeline.planner import Planner, Pool, parse_plan
+    from m3restore.pipeline.restore import load_pipeline
+
+    try:
+        steps = parse_plan(plan)
+    except M3RestoreError as error:
+        fail(str(error), 2)
+    if steps == "none":
+        fail("--plan none has nothing to show: it is one all-in-one pass", 2)
+    pipe = load_pipeline(weights, device="cpu", dtype="fp32")
+    mask_pixels = read_image(mask).rgb().max(axis=2) > 0.5 if mask is not None else None
+    planner = Planner(pipe, Pool.discover(pipe, mask=mask_pixels))
+    results, failed = [], 0
+    for path in list_images(inputs, recursive=recursive):
+        try:
+            report = planner.plan(read_image(path).rgb(), steps, prompt)
+        except M3RestoreError as error:
+            failed += 1
+            console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+            continue
+        results.append({"file": str(path), **report.to_dict()})
+        if not as_json:
+            out.print(plan_table(path, report))
+            if report.passthrough:
+                out.print(f"{path}: nothing to fix was found; restore would write it unchanged")
     if as_json:
         out.print_json(json.dumps(results))
     if failed:

@@ -35,12 +35,14 @@ def _component_classes() -> dict[str, tuple[type, type]]:
     """Class name in model_index.json → (module class, config dataclass)."""
     from m3restore.caption.degradation import AnalyzerConfig, DegradationAnalyzer
     from m3restore.models.m3unet import M3UNet, M3UNetConfig
+    from m3restore.models.refiner import Refiner, RefinerConfig
     from m3restore.text.vectors import TextVectors, TextVectorsConfig
 
     return {
         "M3UNet": (M3UNet, M3UNetConfig),
         "DegradationAnalyzer": (DegradationAnalyzer, AnalyzerConfig),
         "TextVectors": (TextVectors, TextVectorsConfig),
+        "Refiner": (Refiner, RefinerConfig),
     }
 
 
@@ -252,4 +254,17 @@ def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
         _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def set_index_fields(path: str | os.PathLike, **fields: Any) -> Path:
+    """Set top-level fields of a bundle's model_index.json (e.g. ``fixes``), atomically.
+
+    Component files and their checksums are untouched.
+    """
+    path = Path(path)
+    bundle = open_bundle(path)
+    index = dict(bundle.index)
+    index.update(fields)
+    _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
     return path

@@ -71,3 +71,11 @@ def photo_file(tmp_path, photo):
     path = tmp_path / "photo.png"
     write_image(path, Image(photo))
     return path
+
+
+@pytest.fixture
+def photo_png(tmp_path):
+    """A 48x64 random-pixel PNG file (a worst case for any restorer, and quick to run)."""
+    path = tmp_path / "photo.png"
+    write_image(path, Image(np.random.default_rng(0).random((48, 64, 3)).astype(np.float32)))
+    return path

@@ -171,3 +171,17 @@ def test_ssim_numpy_fallback_matches(monkeypatch):
     fast = ssim(b, a)
     monkeypatch.setattr(quality, "_cv2", None)
     assert ssim(b, a) == pytest.approx(fast, abs=1e-12)
+
+
+def test_sharpness_falls_with_blur_and_needs_no_reference():
+    import cv2
+
+    from m3restore.metrics.sharpness import sharpness
+
+    rng = np.random.default_rng(0)
+    img = np.kron(rng.random((12, 12, 3)), np.ones((8, 8, 1))).astype(np.float32)  # hard edges
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.0)
+    assert sharpness(img) > 1.5 * sharpness(blurred) > 0
+    assert sharpness(np.full((32, 32, 3), 0.5, np.float32)) == 0.0
+    assert sharpness((img * 255).astype(np.uint8)) == pytest.approx(sharpness(img), rel=0.02)
+    assert sharpness(img[..., 0]) > 0  # grey works too

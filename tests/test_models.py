@@ -7,6 +7,7 @@ import types
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from m3restore.models.m3unet import DILATION_STRATEGIES, M3UNet, M3UNetConfig
 from m3restore.training.losses import multiscale_l1
@@ -311,3 +312,44 @@ def test_multiscale_l1_pools_target_per_scale():
     coarse = torch.nn.functional.avg_pool2d(target, 2)
     loss = multiscale_l1([target, coarse + 0.1], target, weights=(1.0, 1.0))
     assert loss.item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_local_mean_matches_a_sliding_average():
+    from m3restore.models.blocks import local_mean
+
+    x = torch.randn(2, 3, 13, 17)
+    inner = F.avg_pool2d(x, 5, stride=1)  # every full window
+    m = local_mean(x, 5)
+    assert torch.allclose(m[..., 2:-2, 2:-2], inner, atol=1e-5)
+    assert torch.allclose(m[..., 0, 0], inner[..., 0, 0], atol=1e-5)  # border windows are shifted inside
+    assert torch.allclose(m[..., -1, -1], inner[..., -1, -1], atol=1e-5)
+    assert torch.allclose(local_mean(x, 64), x.mean((2, 3), keepdim=True).expand_as(x), atol=1e-6)
+
+
+def test_attention_window_reaches_every_block_and_travels_in_the_config():
+    net = M3UNet(M3UNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, cond_dim=16))
+    net.set_attention_window(64)
+    windows = {m.window for m in net.modules() if hasattr(m, "window") and hasattr(m, "proj")}
+    assert windows == {32, 16, 8}  # patch 2, then halved per level
+    assert net.config.attention_window == 64
+    again = M3UNet(net.config)
+    assert {m.window for m in again.modules() if hasattr(m, "window") and hasattr(m, "proj")} == windows
+    with pytest.raises(ValueError):
+        net.set_attention_window(-1)
+
+
+def test_a_window_smaller_than_the_image_is_local():
+    torch.manual_seed(0)
+    net = M3UNet(M3UNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, cond_dim=16)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if torch.count_nonzero(p) == 0:
+                p.normal_(std=0.3)
+        x = torch.rand(1, 3, 32, 320)
+        changed = x.clone()
+        changed[..., 256:] = 0  # only the far right changes (and with it the global mean)
+        net.set_attention_window(0)
+        far_global = (net(x) - net(changed))[..., :32].abs().max()
+        net.set_attention_window(16)
+        far_local = (net(x) - net(changed))[..., :32].abs().max()
+    assert far_global > 1e-4 and far_local < far_global / 100

@@ -67,15 +67,50 @@ class DilatedDepthwise(nn.Module):
         return torch.cat([self.local(a), self.wide(b)], dim=1)
 
 
+def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of ``x`` (B, C, H, W) over a ``window`` x ``window`` square around each pixel.
+
+    Windows that would cross the border are shifted inside (never shrunk), so every mean is
+    over the same number of pixels, as the global mean of a training crop was. Computed from an
+    integral image in fp32: the cost does not grow with the window.
+    """
+    h, w = x.shape[-2:]
+    kh, kw = min(window, h), min(window, w)
+    if kh == h and kw == w:
+        return x.mean((2, 3), keepdim=True)
+    s = F.pad(x.float().cumsum(2).cumsum(3), (1, 0, 1, 0))
+
+    def edges(n: int, k: int):
+        start = (torch.arange(n, device=x.device) - k // 2).clamp(0, n - k)
+        return start, start + k
+
+    top, bottom = edges(h, kh)
+    left, right = edges(w, kw)
+    rows_b, rows_t = s.index_select(2, bottom), s.index_select(2, top)
+    total = (
+        rows_b.index_select(3, right) - rows_t.index_select(3, right) - rows_b.index_select(3, left)
+        + rows_t.index_select(3, left)
+    )  # fmt: skip
+    return (total / (kh * kw)).to(x.dtype)
+
+
 class ChannelAttention(nn.Module):
-    """Simplified channel attention: global average pool, one 1x1 conv, multiply."""
+    """Simplified channel attention: average pool, one 1x1 conv, multiply.
+
+    The pool is global by default, as in training. ``window`` (pixels at this block's
+    resolution, 0 = global) pools over a local square instead: a network trained on crops then
+    sees, on a large photo, statistics of the same extent as in training (the train/test
+    mismatch TLC, Chu et al. ECCV 2022, points out), and tiles agree with the whole image.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
         self.proj = nn.Conv2d(channels, channels, 1)
+        self.window = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.proj(x.mean((2, 3), keepdim=True))
+        pooled = local_mean(x, self.window) if self.window else x.mean((2, 3), keepdim=True)
+        return x * self.proj(pooled)
 
 
 class M3Block(nn.Module):
@@ -167,3 +202,37 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
     args = timesteps.float()[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, dim % 2))
+
+
+class PixelControl(nn.Module):
+    """Pixel control: features of conditioning images added to the U-Net at every level.
+
+    The diffusion refiner sees the degraded image and the predictor's estimate through this
+    module (Whang et al., CVPR 2022, condition their denoiser on the blurry input the same way).
+    A small convolutional pyramid matches each level's resolution and width; its outputs pass
+    through zero-initialised 1x1 convolutions, so at the start of training the control adds
+    nothing and grows only as it helps (the zero-convolution trick of ControlNet).
+    """
+
+    def __init__(self, channels: int, widths: list[int], patch: int):
+        super().__init__()
+        first = widths[0]
+        self.stem = nn.Sequential(
+            nn.PixelUnshuffle(patch), nn.Conv2d(channels * patch**2, first, 3, padding=1), nn.GELU()
+        )
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(w, w_next, 2, stride=2), nn.GELU()) for w, w_next in zip(widths, widths[1:])
+        )
+        self.outs = nn.ModuleList(nn.Conv2d(w, w, 1) for w in widths)
+        for out in self.outs:
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
+
+    def forward(self, control: torch.Tensor) -> list[torch.Tensor]:
+        """One feature map per level, finest first."""
+        feat = self.stem(control)
+        features = [self.outs[0](feat)]
+        for down, out in zip(self.downs, self.outs[1:]):
+            feat = down(feat)
+            features.append(out(feat))
+        return features

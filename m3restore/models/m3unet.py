@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from m3restore.models.blocks import M3Block, RefineLayer, downsample, timestep_embedding, upsample
+from m3restore.models.blocks import M3Block, PixelControl, RefineLayer, downsample, timestep_embedding, upsample
 from m3restore.models.fusion import FUSIONS, CirculantFusion, CrossAttention, EarlyFusion, TextGate
 
 DILATION_STRATEGIES = ("1", "3", "4", "5", "3,4,5")
@@ -43,6 +43,10 @@ class M3UNetConfig:
     attention_levels: int = 2
     time_embedding: bool = False
     global_residual: bool = True
+    control_channels: int = 0  # >0: pixel control (conditioning images) injected at every level
+    # Channel attention pools over this many input pixels square (0 = the whole image); set it
+    # near the training crop so large photos see statistics of the extent seen in training.
+    attention_window: int = 0
 
     def __post_init__(self) -> None:
         self.enc_blocks = tuple(self.enc_blocks)
@@ -119,6 +123,7 @@ class M3UNet(nn.Module):
             self.encoders.append(nn.Sequential(*(M3Block(w, dil.next()) for _ in range(n))))
             self.enc_gates.append(TextGate(cond, w) if gated else nn.Identity())
             self.downs.append(downsample(config.down, w))
+        self.control = PixelControl(config.control_channels, widths, config.patch) if config.control_channels else None
         mw = widths[-1]
         self.middle = nn.Sequential(*(M3Block(mw, dil.next()) for _ in range(config.middle_blocks)))
         self.mid_gate = TextGate(cond, mw) if gated or config.fusion == "late" else nn.Identity()
@@ -145,6 +150,20 @@ class M3UNet(nn.Module):
             CrossAttention(widths[level], config.text_dim) if level >= attn_from else nn.Identity()
             for level in range(config.levels)
         )
+        self.set_attention_window(config.attention_window)
+
+    def set_attention_window(self, pixels: int) -> None:
+        """Pool channel attention over ``pixels`` x ``pixels`` input pixels (0 = globally)."""
+        if pixels < 0:
+            raise ValueError(f"attention_window must be 0 or positive, got {pixels}")
+        self.config.attention_window = int(pixels)
+        stages = [(seq, level) for level, seq in enumerate(self.encoders)]
+        stages.append((self.middle, self.config.levels))
+        stages += [(seq, self.config.levels - 1 - i) for i, seq in enumerate(self.decoders)]
+        for seq, level in stages:
+            scale = self.config.patch * 2**level
+            for block in seq:
+                block.attention.window = max(1, pixels // scale) if pixels else 0
 
     # -- conditioning -------------------------------------------------------------------------
     def _text(self, text, batch: int, device, dtype):
@@ -167,11 +186,20 @@ class M3UNet(nn.Module):
             pooled = torch.where(present[:, None], text.pooled.to(device, pdtype), self.null_pooled)
         return tokens, mask, pooled
 
-    def forward(self, x: torch.Tensor, text=None, timestep: torch.Tensor | None = None, *, scales: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        text=None,
+        timestep: torch.Tensor | None = None,
+        *,
+        control: torch.Tensor | None = None,
+        scales: bool = False,
+    ):
         """Restore ``x`` (B, in_channels, H, W), H and W multiples of ``config.multiple``.
 
-        Returns the full-resolution output, or with ``scales=True`` a list of outputs from full
-        resolution down to 1/2**(levels-1), for the multi-scale loss.
+        ``control`` (B, control_channels, H, W) are the pixel-control images of a network built
+        with ``control_channels``. Returns the full-resolution output, or with ``scales=True`` a
+        list of outputs from full resolution down to 1/2**(levels-1), for the multi-scale loss.
         """
         cfg = self.config
         b, _, h, w = x.shape
@@ -182,15 +210,22 @@ class M3UNet(nn.Module):
         if self.time is not None:
             if timestep is None:
                 raise ValueError("this network needs a timestep")
-            cond = cond + self.time(timestep_embedding(timestep.to(x.device), cfg.cond_dim))
+            cond = cond + self.time(timestep_embedding(timestep.to(x.device), cfg.cond_dim).to(cond.dtype))
 
+        controls = self._controls(control, x)
         inp = self.early(x, cond) if self.early is not None else x
         feat = self.refine(self.intro(inp))
         skips = []
-        for encoder, gate, attn, down in zip(self.encoders, self.enc_gates, self.enc_attn, self.downs):
+        for level, (encoder, gate, attn, down) in enumerate(
+            zip(self.encoders, self.enc_gates, self.enc_attn, self.downs)
+        ):
+            if controls:
+                feat = feat + controls[level]
             feat = self._condition(encoder(feat), gate, attn, cond, tokens, mask)
             skips.append(feat)
             feat = down(feat)
+        if controls:
+            feat = feat + controls[-1]
         feat = self.middle(feat)
         if self.circulant is not None:
             feat = self.circulant(feat, cond)
@@ -206,6 +241,20 @@ class M3UNet(nn.Module):
                 outputs.append(self._output(head(feat), x))
         outputs.reverse()
         return outputs if scales else outputs[0]
+
+    def _controls(self, control: torch.Tensor | None, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.control is None:
+            if control is not None:
+                raise ValueError("this network takes no control images")
+            return []
+        if control is None:
+            raise ValueError("this network needs control images")
+        if control.shape[1] != self.config.control_channels or control.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"control images {tuple(control.shape)} do not match {self.config.control_channels} channels "
+                f"at {tuple(x.shape[-2:])}"
+            )
+        return [c.to(x.dtype) for c in self.control(control.to(x.dtype))]
 
     @staticmethod
     def _condition(feat, gate, attn, cond, tokens, mask):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from m3restore.errors import ImageError, M3RestoreError
+from m3restore.errors import ConfigError, ImageError, M3RestoreError
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Job:
 class Report:
     succeeded: list[tuple[Job, float]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    partial: list[tuple[Path, str]] = field(default_factory=list)  # a planned step nothing could do
+    plans: dict[Path, dict] = field(default_factory=dict)  # source -> PlanReport.to_dict()
 
 
 def eta_progress(console: Console, label: str = "", disable: bool = False) -> Progress:
@@ -114,15 +116,35 @@ def restore_paths(
     text_encoder=None,
     auto_prompt=False,
     captioner=None,
+    sampling=None,
+    uncertainty=None,
+    plan="none",
+    explain=False,
+    mask=None,
 ) -> Report:
-    """Restore every image named by ``inputs`` into ``output``; see the module docstring."""
-    from m3restore.io import read_image, write_image
-    from m3restore.pipeline.restore import _parse_tile, load_pipeline
+    """Restore every image named by ``inputs`` into ``output``; see the module docstring.
+
+    ``sampling`` (:class:`m3restore.pipeline.restore.Sampling`) runs the diffusion refiner;
+    ``uncertainty`` is where the per-pixel std maps go: a file for one input, else a folder.
+    ``plan`` is ``"none"`` (one all-in-one pass), ``"auto"`` or steps such as ``"denoise,deblur"``
+    (:mod:`m3restore.pipeline.planner`); ``mask`` is an image of the missing regions to inpaint.
+    """
+    from m3restore.io import Image, read_image, write_image
+    from m3restore.pipeline.restore import Sampling, _parse_tile, load_pipeline
 
     console = console or Console(stderr=True)
     _parse_tile(tile)  # a bad --tile fails before minutes of loading
+    from m3restore.pipeline.planner import parse_plan
+
+    plan = parse_plan(plan)
+    sampling = sampling or Sampling()
+    mask_pixels = read_image(mask).rgb().max(axis=2) > 0.5 if mask is not None else None
+    if uncertainty is not None and sampling.samples < 2:
+        raise ConfigError("--uncertainty needs --samples 2 or more (the map is the spread of the samples)")
     jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite)
     report = Report(failed=list(problems))
+    unc_targets = _uncertainty_targets(jobs, uncertainty, overwrite, report) if uncertainty is not None else {}
+    jobs = [job for job in jobs if uncertainty is None or job.source in unc_targets]
     if jobs:
         started = time.perf_counter()
         pipe = load_pipeline(
@@ -133,6 +155,7 @@ def restore_paths(
             text_encoder=text_encoder,
             auto_prompt=auto_prompt,
             captioner=captioner,
+            sampling=sampling,
         )
         if verbose:
             d = pipe.describe()
@@ -140,6 +163,7 @@ def restore_paths(
                 f"bundle {d['bundle']} · {d['predictor_parameters']:,} parameters · {d['device']} {d['dtype']} "
                 f"· loaded in {time.perf_counter() - started:.1f} s"
             )
+        planner = _planner(pipe, plan, mask_pixels, console)
         show_bar = len(jobs) > 1
         progress = eta_progress(console, disable=not show_bar)
         with progress:
@@ -147,16 +171,32 @@ def restore_paths(
             for job in jobs:
                 progress.update(task, description=f"restoring {job.source.name}")
                 try:
+                    t0 = time.perf_counter()
                     image = read_image(job.source, max_pixels=max_pixels)
-                    restored = pipe(image, prompt, seed)
+                    if planner is None:
+                        restored = pipe(image, prompt, seed)
+                    else:
+                        rgb = image.rgb()
+                        caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
+                        result = planner.run(rgb, plan, prompt, caption)
+                        restored = image.with_rgb(result.image)
+                        _after_plan(job, result.report, report, console, explain)
+                        if verbose:
+                            _verbose_plan(job, result.report, caption, console)
+                    seconds = time.perf_counter() - t0
                     write_image(job.target, restored, overwrite=overwrite)
+                    if job.source in unc_targets:
+                        from m3restore.pipeline.uncertainty import uncertainty_image
+
+                        picture = Image(uncertainty_image(pipe.last.uncertainty))
+                        write_image(unc_targets[job.source], picture, overwrite=overwrite)
                 except M3RestoreError as error:
                     report.failed.append((job.source, str(error)))
                 except MemoryError:
                     report.failed.append((job.source, f"{job.source}: out of memory; use a smaller --tile"))
                 else:
-                    report.succeeded.append((job, pipe.last.seconds))
-                    if verbose:
+                    report.succeeded.append((job, seconds))
+                    if verbose and planner is None:
                         info = pipe.last
                         analysis = getattr(info.merged, "analysis", None)
                         if analysis is not None:
@@ -174,6 +214,88 @@ def restore_paths(
     return report
 
 
+def _planner(pipe, plan, mask, console: Console):
+    """The planner for ``plan``, or None for one all-in-one pass."""
+    from m3restore.pipeline.planner import Planner, Pool
+
+    if plan == "none":
+        return None
+    if pipe.analyzer is None:
+        if plan != "auto":
+            raise ConfigError("--plan with steps needs a bundle with a degradation analyzer (use --plan none)")
+        console.print("[yellow]note:[/] this bundle has no degradation analyzer; one all-in-one pass instead of a plan")
+        return None
+    return Planner(pipe, Pool.discover(pipe, mask=mask))
+
+
+def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool) -> None:
+    report.plans[job.source] = plan.to_dict()
+    if explain:
+        console.print(plan_table(job.source, plan))
+    if plan.passthrough:
+        console.print(f"{job.source}: nothing to fix was found; written unchanged", soft_wrap=True)
+    for step, why in plan.unavailable:
+        report.partial.append((job.source, f"{job.source}: step '{step}' not done: {why}"))
+
+
+def _verbose_plan(job: Job, plan, caption: str, console: Console) -> None:
+    found = ", ".join(f"{f['phrase']} ({f['probability']:.2f})" for f in plan.findings) or "no degradation detected"
+    console.print(f"{job.source}: analyzer: {found}", soft_wrap=True)
+    if caption:
+        console.print(f"{job.source}: content: {caption!r}", soft_wrap=True)
+    for i, r in enumerate(plan.records, 1):
+        verdict = "kept" if r.kept else "rolled back"
+        console.print(
+            f"{job.source}: step {i} {r.step} · {r.model} · prompt used: {r.prompt!r} · {verdict} · {r.seconds:.2f} s",
+            soft_wrap=True,
+        )
+
+
+def plan_table(source, plan) -> Table:
+    """The plan of one image as a table: steps, order, model, why, and each step's check."""
+    found = ", ".join(f["phrase"] for f in plan.findings) or "nothing"
+    table = Table(title=f"{source} · plan {plan.mode} · analyzer found: {found}", title_justify="left")
+    for col in ("#", "step", "model", "why", "prompt", "damage before → after", "result", "s"):
+        table.add_column(col)
+    for i, r in enumerate(plan.records, 1):
+        verdict = "[green]kept[/]" if r.kept else "[red]rolled back[/]"
+        table.add_row(
+            str(i), r.step, r.model, r.why, r.prompt, f"{r.damage_before:.2f} → {r.damage_after:.2f}", verdict,
+            f"{r.seconds:.2f}",
+        )  # fmt: skip
+    for step in plan.planned if plan.first_choice or plan.why else []:  # a dry run
+        table.add_row("", step, plan.first_choice.get(step, "[red]none installed[/]"), plan.why.get(step, ""))
+    for step, why in plan.unavailable:
+        table.add_row("", step, "[red]none[/]", why, "", "", "[yellow]skipped[/]", "")
+    if plan.budget_spent:
+        table.caption = "step budget spent"
+    return table
+
+
+def _uncertainty_targets(jobs: list[Job], where, overwrite: bool, report: Report) -> dict[Path, Path]:
+    """Where each job's uncertainty map goes: ``where`` itself for one job, else inside it."""
+    where = Path(where)
+    if len(jobs) == 1 and not where.is_dir():
+        targets = {jobs[0].source: where}
+        _ensure_writable_folder(where.parent)
+    else:
+        _ensure_writable_folder(where)
+        targets = {}
+        claimed: dict[Path, Path] = {}
+        for job in jobs:
+            target = where / f"{job.source.stem}_uncertainty.png"
+            if target in claimed:
+                report.failed.append((job.source, f"{target}: also the uncertainty map of {claimed[target]}"))
+                continue
+            claimed[target] = job.source
+            targets[job.source] = target
+    for source, target in list(targets.items()):
+        if target.exists() and not overwrite:
+            report.failed.append((source, f"{target}: exists; use --overwrite to replace it"))
+            del targets[source]
+    return targets
+
+
 def _summarise(report: Report, console: Console, show_table: bool) -> None:
     if show_table and report.succeeded:
         table = Table(title="restored", show_lines=False)
@@ -188,5 +310,7 @@ def _summarise(report: Report, console: Console, show_table: bool) -> None:
         console.print(f"restored {job.source} → {job.target} ({seconds:.2f} s)")
     for _path, message in report.failed:
         console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    for _path, message in report.partial:
+        console.print(f"[yellow]partial:[/] {message}", soft_wrap=True)
     if report.failed and (report.succeeded or len(report.failed) > 1):
         console.print(f"{len(report.succeeded)} restored, {len(report.failed)} failed")

@@ -6,11 +6,16 @@
 ``image`` may be a float32 array in [0, 1] (HxW, HxWx1 or HxWx3), a uint8 array, a PIL image
 or an :class:`m3restore.io.Image`; the result has the same kind. Alpha channels pass through
 untouched; grey stays grey.
+
+With ``steps > 0`` the bundle's diffusion refiner samples a residual on top of the predictor's
+estimate (``m3restore.diffusion.refine``); ``samples > 1`` returns the mean of that many
+samples and keeps their per-pixel standard deviation in ``pipe.last.uncertainty``.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +40,33 @@ class RestoreInfo:
     tile: int = 0
     seconds: float = 0.0
     fp32_fallback_tiles: int = 0
+    steps: int = 0
+    samples: int = 1
+    uncertainty: Any = None  # HxW float32: per-pixel std of the samples (samples > 1)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sampling:
+    """How the diffusion refiner runs: ``steps`` 0 means the predictor alone."""
+
+    steps: int = 0
+    sampler: str = "dpm-solver++"
+    samples: int = 1
+    guidance: float = 1.0
+
+    def __post_init__(self) -> None:
+        from m3restore.diffusion.refine import SAMPLERS, check_steps
+
+        check_steps(self.steps)
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler {self.sampler}: unknown; valid: {', '.join(SAMPLERS)}")
+        if self.samples < 1:
+            raise ConfigError(f"--samples {self.samples}: must be at least 1")
+        if self.samples > 1 and self.steps == 0:
+            raise ConfigError("--samples needs --steps > 0: the predictor alone gives one answer")
+        if not (0.0 <= self.guidance <= 20.0):
+            raise ConfigError(f"--guidance {self.guidance}: must be between 0 and 20 (1 = no guidance)")
 
 
 class RestorePipeline:
@@ -56,6 +87,8 @@ class RestorePipeline:
         analyzer=None,
         captioner=None,
         auto_prompt: bool = False,
+        refiner: torch.nn.Module | None = None,
+        sampling: Sampling | None = None,
     ):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
@@ -74,6 +107,16 @@ class RestorePipeline:
         self.last_merged = None
         self._cleaned: dict = {}
         self.last = RestoreInfo()
+        self.sampling = sampling or Sampling()
+        self._refiner_fp32 = refiner.float().eval() if refiner is not None else None
+        self.refiner = self._place(self._refiner_fp32, self.dtype) if refiner is not None else None
+        if self.sampling.steps and self.refiner is None:
+            if bundle is not None and bundle.has("refiner"):
+                self._refiner_fp32 = bundle.load("refiner").float().eval()
+                self.refiner = self._place(self._refiner_fp32, self.dtype)
+            else:
+                where = f"{bundle.path} " if bundle is not None else ""
+                raise WeightsError(f"this bundle {where}has no refiner; use --steps 0 (the predictor alone)")
 
     def _place(self, net: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         if dtype != torch.float32:
@@ -127,7 +170,7 @@ class RestorePipeline:
             self._analyzer = self.bundle.load("analyzer")
         return self._analyzer
 
-    def prepare_prompt(self, prompt: str | None, image=None) -> str:
+    def prepare_prompt(self, prompt: str | None, image=None, *, auto: bool | None = None) -> str:
         """The prompt actually used (see ``m3restore.caption.prompt``); empty means no text.
 
         The user's text is cleaned; with ``auto_prompt`` and an ``image`` the analyzer's findings
@@ -143,14 +186,15 @@ class RestorePipeline:
                 self._cleaned.clear()
             self._cleaned[key] = clean_text(key)
         analysis, caption = None, None
-        if self.auto_prompt and image is not None:
+        auto = self.auto_prompt if auto is None else auto
+        if auto and image is not None:
             if self.analyzer is not None:
                 from m3restore.caption.degradation import analyze
 
                 analysis = analyze(self.analyzer, image)
             if self.captioner is not None:
                 caption = self.captioner.caption(image)
-        merged = merge_prompt(self._cleaned[key], analysis, caption, auto=self.auto_prompt)
+        merged = merge_prompt(self._cleaned[key], analysis, caption, auto=auto)
         merged.analysis = analysis
         for message in merged.warnings:
             if message not in self._warned_prompts:
@@ -159,49 +203,110 @@ class RestorePipeline:
         self.last_merged = merged
         return merged.prompt
 
-    # -- restore ------------------------------------------------------------------------------
-    def __call__(self, image, prompt: str | None = None, seed: int | None = None, *, tile: int | str | None = None):
+    # -- restore ----------------------------------------------------------------------------
+    @property
+    def multiple(self) -> int:
+        m = self._fp32.config.multiple
+        return math.lcm(m, self._refiner_fp32.multiple) if self._refiner_fp32 is not None else m
+
+    def __call__(
+        self,
+        image,
+        prompt: str | None = None,
+        seed: int | None = None,
+        *,
+        tile: int | str | None = None,
+        auto_prompt: bool | None = None,
+    ):
+        """Restore ``image``; ``auto_prompt`` overrides the pipeline's setting for this call."""
         started = time.perf_counter()
-        info = RestoreInfo()
+        info = RestoreInfo(steps=self.sampling.steps, samples=self.sampling.samples)
         if seed is not None:
             torch.manual_seed(seed)
         rgb, rebuild = _to_rgb(image)
-        info.prompt = self.prepare_prompt(prompt, rgb)
+        info.prompt = self.prepare_prompt(prompt, rgb, auto=auto_prompt)
         info.merged = self.last_merged
         text = self.text_encoder.encode([info.prompt]) if info.prompt else None
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
-        multiple = self._fp32.config.multiple
+        multiple = self.multiple
         size = _parse_tile(tile) if tile is not None else self.tile
         if size == "auto":
             size = auto_tile(*x.shape[-2:], multiple, self.memory_budget)
         info.tile = size
+        noise = self._noise_fields(x, multiple, seed)
 
-        def run(t: torch.Tensor, _pos) -> torch.Tensor:
-            return self._run_tile(t, text, info)
+        def run(t: torch.Tensor, pos) -> torch.Tensor:
+            cut = [n[..., pos[0] : pos[0] + t.shape[-2], pos[1] : pos[1] + t.shape[-1]] for n in noise]
+            return self._run_tile(t, text, cut, info)
 
         with torch.inference_mode():
             y = run_tiled(run, x, size, self.overlap, multiple)
-        out = y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        out = y[0, :3].clamp(0, 1).permute(1, 2, 0).numpy()
+        if y.shape[1] > 3:
+            info.uncertainty = y[0, 3:].mean(0).numpy()
         info.seconds = time.perf_counter() - started
         self.last = info
         return rebuild(out)
 
-    def _run_tile(self, t: torch.Tensor, text, info: RestoreInfo) -> torch.Tensor:
+    def _noise_fields(self, x: torch.Tensor, multiple: int, seed: int | None) -> list[torch.Tensor]:
+        """One starting-noise image per sample over the whole padded image, so overlapping tiles
+        cut identical noise and the result does not depend on the tiling (no seams)."""
+        if not self.sampling.steps:
+            return []
+        h, w = (-(-side // multiple) * multiple for side in x.shape[-2:])
+        base = 0 if seed is None else int(seed)
+        return [
+            torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(base * 1009 + k))
+            for k in range(self.sampling.samples)
+        ]
+
+    def _run_tile(self, t: torch.Tensor, text, noise: list[torch.Tensor], info: RestoreInfo) -> torch.Tensor:
         dev_text = text.to(self.device) if text is not None else None
-        inp = t.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
-        y = self.predictor(inp, dev_text)
+        y = self._restore_tile(self.predictor, self.refiner, t.to(self.device, self.dtype), dev_text, noise)
         if self.dtype != torch.float32 and not all_finite(y):
             # fp16 overflows on some inputs; never hand back a black tile for it.
             info.fp32_fallback_tiles += 1
             warnings.warn("a tile overflowed in reduced precision and was redone in fp32", RuntimeWarning, stacklevel=2)
-            y = self._fp32_on_device()(
-                t.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last), dev_text
-            )
+            predictor, refiner = self._fp32_on_device()
+            y = self._restore_tile(predictor, refiner, t.to(self.device, torch.float32), dev_text, noise)
         return y.float().cpu()
 
-    def _fp32_on_device(self) -> torch.nn.Module:
+    def _restore_tile(self, predictor, refiner, t: torch.Tensor, text, noise: list[torch.Tensor]) -> torch.Tensor:
+        """The predictor's estimate; with the refiner, the mean of its samples (+ their std)."""
+        t = t.contiguous(memory_format=torch.channels_last)
+        estimate = predictor(t, text)
+        if not noise:
+            return estimate
+        from m3restore.diffusion.refine import refine
+
+        estimate = estimate.clamp(0, 1)
+        s = self.sampling
+        samples = torch.stack(
+            [
+                refine(
+                    refiner,
+                    t,
+                    estimate,
+                    n.to(self.device),
+                    steps=s.steps,
+                    sampler=s.sampler,
+                    text=text,
+                    guidance=s.guidance,
+                )
+                for n in noise
+            ]
+        )
+        mean = samples.mean(0)
+        if len(noise) == 1:
+            return mean
+        return torch.cat([mean, samples.float().std(0)], dim=1)
+
+    def _fp32_on_device(self):
+        """fp32 copies of the predictor and refiner on the device (for the overflow fallback)."""
         if not hasattr(self, "_fp32_device"):
-            self._fp32_device = self._fp32.to(self.device).to(memory_format=torch.channels_last)
+            place = lambda net: net.to(self.device).to(memory_format=torch.channels_last)  # noqa: E731
+            refiner = place(self._refiner_fp32) if self._refiner_fp32 is not None else None
+            self._fp32_device = (place(self._fp32), refiner)
         return self._fp32_device
 
     def describe(self) -> dict[str, Any]:
@@ -211,6 +316,8 @@ class RestorePipeline:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "predictor_parameters": sum(p.numel() for p in net.parameters()),
+            "refiner_parameters": sum(p.numel() for p in self._refiner_fp32.parameters()) if self.refiner else 0,
+            "steps": self.sampling.steps,
             "text_encoder": self.text_encoder_name,
         }
 

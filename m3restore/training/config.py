@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from m3restore.models.m3unet import M3UNetConfig
+from m3restore.models.refiner import RefinerConfig
 
 DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean")
+STAGES = ("predictor", "refiner")
 
 
 @dataclass
@@ -42,6 +44,11 @@ class TrainConfig:
     recipe: str = "cpu"
     stage: str = "predictor"
     model: M3UNetConfig = field(default_factory=M3UNetConfig)
+    # stage refiner: the diffusion refiner, trained against the frozen predictor of a bundle
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    predictor_bundle: str | None = None  # None: the shipped default bundle
+    val_steps: int = 4
+    val_sampler: str = "ddim"
     sources: list[SourceConfig] = field(default_factory=list)
     val_sources: list[SourceConfig] = field(default_factory=list)
     crop: int = 256
@@ -78,8 +85,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} unknown; valid: step, cosine")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision {self.mixed_precision!r} unknown; valid: no, fp16, bf16")
-        if self.stage not in ("predictor",):
-            raise ValueError(f"stage {self.stage!r} unknown; valid: predictor")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage {self.stage!r} unknown; valid: {', '.join(STAGES)}")
         for value, name in ((self.batch_size, "batch_size"), (self.iterations, "iterations"), (self.crop, "crop")):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")

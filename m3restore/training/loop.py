@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from torch.utils.data import DataLoader, Sampler
 from m3restore.config import from_dict, to_dict
 from m3restore.errors import ConfigError, DataError, M3RestoreError
 from m3restore.training.config import SourceConfig, TrainConfig
-from m3restore.training.losses import multiscale_l1
 from m3restore.training.prompts import TrainingPrompts
+from m3restore.training.stages import evaluate_psnr, make_stage
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -225,15 +224,12 @@ def train(
     log=print,
     on_progress=None,
 ) -> Path:
-    """Train the predictor described by ``cfg`` into ``out``; returns the exported bundle path.
+    """Train the network of ``cfg.stage`` into ``out``; returns the exported bundle path.
 
     ``log`` receives progress lines and messages; ``on_progress(row, cfg)``, when given, receives
     each metrics row instead of its progress line (the CLI draws a rich progress bar with it).
     """
     from accelerate import Accelerator
-
-    from m3restore.models.m3unet import M3UNet
-    from m3restore.weights import open_bundle
 
     out = Path(out)
     state = None
@@ -250,29 +246,25 @@ def train(
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     device = accelerator.device
-    if device.type == "cpu":
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # All cores by default; OMP_NUM_THREADS caps it, e.g. to share the machine with another
+        # run (two runs that both take every core thrash: each gets far less than half).
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     else:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
-    if init and not resume:
-        bundle = open_bundle(init)
-        base = bundle.load("predictor")
-        cfg = replace(cfg, model=base.config)
-        log(f"warm start from {bundle.path}")
-    model = M3UNet(cfg.model)
-    if init and not resume:
-        model.load_state_dict(base.state_dict())
+    stage = make_stage(cfg, device)
+    cfg, model = stage.build(cfg, None if resume else init, log)
+    stage.cfg = cfg
     model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay else None
 
     encoder = load_text_encoder(cfg, device)
-    if encoder.dim != cfg.model.text_dim:
-        raise ConfigError(
-            f"text encoder {encoder.name} gives {encoder.dim}-d vectors; model.text_dim is {cfg.model.text_dim}"
-        )
+    text_dim = (cfg.refiner.network if cfg.stage == "refiner" else cfg.model).text_dim
+    if encoder.dim != text_dim:
+        raise ConfigError(f"text encoder {encoder.name} gives {encoder.dim}-d vectors; the network expects {text_dim}")
 
     prompts = TrainingPrompts(encoder)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
@@ -333,7 +325,7 @@ def train(
         if not val_items:
             return None
         net = ema if ema is not None else accelerator.unwrap_model(model)
-        return evaluate_psnr(net, encoder, val_items, device)
+        return evaluate_psnr(stage, net, encoder, val_items, device)
 
     model.train()
     window = {"loss": 0.0, "n": 0, "data": 0.0, "compute": 0.0}
@@ -355,8 +347,7 @@ def train(
                 text = prompts.encode(batch["prompt"]).to(device)
                 try:
                     with accelerator.autocast():
-                        outputs = model(inp, text, scales=True)
-                    loss = multiscale_l1(outputs, tgt, cfg.loss_weights)
+                        loss = stage.loss(model, inp, tgt, text)
                     optimizer.zero_grad(set_to_none=True)
                     accelerator.backward(loss)
                     if cfg.grad_clip:
@@ -402,45 +393,27 @@ def train(
     logger.close()
     _plot(out)
     final = ema if ema is not None else accelerator.unwrap_model(model)
-    bundle = export_bundle(
-        final, encoder, cfg, out / "bundle", step, elapsed_before + time.time() - started, logger.last_val
-    )
+    elapsed = elapsed_before + time.time() - started
+    bundle = export_bundle(stage.components(final), encoder, cfg, out / "bundle", step, elapsed, logger.last_val)
     if prompts.missing:
         log(f"{prompts.missing} of {prompts.seen} prompts were not in the text table and trained as empty prompts")
     log(f"{reason} at step {step}; checkpoint {out / CHECKPOINT}; bundle {bundle}")
     return bundle
 
 
-@torch.no_grad()
-def evaluate_psnr(net, encoder, items, device) -> float:
-    """Mean PSNR (dB, RGB, 8-bit rounded) of ``net`` on validation items."""
-    from m3restore.metrics.quality import psnr_torch
-    from m3restore.pipeline.tiling import pad_to_multiple
-
-    was_training = net.training
-    net.eval()
-    prompts = TrainingPrompts(encoder)
-    scores = []
-    for item in items:
-        x = item["input"][None].to(device)
-        padded, crop = pad_to_multiple(x, net.config.multiple)
-        text = prompts.encode([item["prompt"]]).to(device)
-        y = net(padded.contiguous(memory_format=torch.channels_last), text)
-        y = torch.round(y[..., : crop[0], : crop[1]].float().clamp(0, 1) * 255) / 255
-        t = torch.round(item["target"][None].to(device) * 255) / 255
-        scores.append(min(float(psnr_torch(y, t)[0]), 120.0))  # 120 dB: an MSE floor of 1e-12
-    net.train(was_training)
-    return sum(scores) / len(scores)
-
-
-def export_bundle(net, encoder, cfg: TrainConfig, path: Path, step: int, seconds: float, val_psnr) -> Path:
+def export_bundle(components, encoder, cfg: TrainConfig, path: Path, step: int, seconds: float, val_psnr) -> Path:
+    """Write the trained ``components`` (name → module) as a bundle with the run's facts."""
     from m3restore.weights import save_bundle
 
-    cpu_net = copy.deepcopy(net).float().to("cpu").to(memory_format=torch.contiguous_format)
+    cpu = {
+        name: copy.deepcopy(net).float().to("cpu").to(memory_format=torch.contiguous_format)
+        for name, net in components.items()
+    }
     return save_bundle(
         path,
-        {"predictor": cpu_net},
+        cpu,
         name=cfg.bundle_name,
+        fixes=fixes_from_config(cfg),
         text_encoder=encoder.describe(),
         training={
             "recipe": cfg.recipe,
@@ -451,6 +424,24 @@ def export_bundle(net, encoder, cfg: TrainConfig, path: Path, step: int, seconds
             "config": to_dict(cfg),
         },
     )
+
+
+def fixes_from_config(cfg: TrainConfig) -> list[str]:
+    """The planner steps a predictor trained on ``cfg``'s sources can do (declared in its bundle)."""
+    from m3restore.caption.degradation import FOLD
+    from m3restore.data.degrade import parse_spec
+    from m3restore.pipeline.planner import LABEL_STEP, STEPS, user_request
+
+    steps = set()
+    for source in cfg.sources:
+        if source.kind == "clean":
+            names = [FOLD.get(item.name, item.name) for item in parse_spec(source.degrade).steps]
+            steps.update(LABEL_STEP[n] for n in names if n in LABEL_STEP)
+        elif source.kind == "pairs":
+            steps.update(user_request(source.prompt)[0])
+        else:  # GoPro, RealBlur, HIDE: real blur
+            steps.add("deblur")
+    return [s for s in STEPS if s in steps]
 
 
 # -- logging ----------------------------------------------------------------------------------

@@ -1,0 +1,400 @@
+"""Adaptive restoration: detect the degradations, plan an order, pick each step's model, verify.
+
+    planner = Planner(pipe)                        # pipe: a RestorePipeline with an analyzer
+    result = planner.run(rgb, plan="auto")         # or "denoise,deblur", or "none"
+    result.image, result.report.to_dict()
+
+1. **Detect** — the bundle's degradation analyzer gives labels and severities.
+2. **Plan** — the detected degradations become steps (``deblur``, ``denoise`` …) in the order of
+   :data:`ORDER`, which ``benchmarks/plan_order.py`` measured on a seeded mixed-degradation set
+   (every order of every image's steps; ``docs/PLAN_ORDER.md`` holds the table).
+3. **Choose** — each step draws candidates from the :class:`Pool`: every installed bundle whose
+   ``model_index.json`` declares ``"fixes"`` (the shipped all-in-one predictor, with that
+   step's words as its prompt, and any specialist dropped into the weights search path), and
+   classical tools that declare the step (OpenCV inpainting given a mask).
+4. **Verify** — after each step the analyzer looks again. A step that leaves the image no
+   better by the analyzer's measure (the summed probability of every damage it can see) is
+   rolled back and the next candidate is tried. The run re-plans from the new findings and stops
+   when nothing fixable is left or the step budget is spent.
+
+Everything is recorded in a :class:`PlanReport` for ``--explain`` and ``--json``.
+``plan="none"`` is one all-in-one pass with the automatic prompt (the behaviour without a
+planner).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from m3restore.errors import ConfigError, WeightsError
+
+
+@dataclass(frozen=True)
+class Step:
+    """A kind of fix, the analyzer labels it removes and the words that ask a network for it."""
+
+    name: str
+    labels: tuple[str, ...]
+    summary: str
+
+
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        Step("deblur", ("motion-blur", "defocus"), "remove motion or defocus blur"),
+        Step("denoise", ("noise",), "remove noise"),
+        Step("dejpeg", ("jpeg",), "remove JPEG compression artefacts"),
+        Step("brighten", ("low-light",), "brighten a dark exposure"),
+        Step("upscale", ("low-resolution",), "restore detail lost to low resolution"),
+        Step("inpaint", ("missing-regions",), "fill in missing regions (needs --mask)"),
+        Step("colorize", ("greyscale",), "add colour to a greyscale picture"),
+    )
+}
+LABEL_STEP = {label: step.name for step in STEPS.values() for label in step.labels}
+DEFAULT_BUDGET = 6
+MIN_GAIN = 0.02  # summed analyzer probability a step must remove to count as an improvement
+
+
+def _load_order() -> tuple[str, ...]:
+    """The measured step order (written by benchmarks/plan_order.py), then any step it lacks."""
+    data = json.loads(resources.files("m3restore.pipeline").joinpath("step_order.json").read_text())
+    measured = [s for s in data["order"] if s in STEPS]
+    return tuple(measured + [s for s in STEPS if s not in measured])
+
+
+ORDER = _load_order()
+
+
+def parse_plan(text: str) -> str | list[str]:
+    """``"auto"``, ``"none"`` or a list of step names (errors list the valid ones)."""
+    value = (text or "").strip().lower()
+    if value in ("auto", "none"):
+        return value
+    steps = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown or not steps:
+        raise ConfigError(
+            f"--plan {text}: unknown step {', '.join(unknown) or '(empty)'}; valid: auto, none, or steps from "
+            f"{', '.join(STEPS)} separated by commas"
+        )
+    return steps
+
+
+# -- the pool ---------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """One way to do a step: a network bundle or a classical tool."""
+
+    name: str
+    steps: tuple[str, ...]
+    kind: str  # "network" or "classical"
+    run: Callable[[np.ndarray, str, str], np.ndarray]  # (image, step, prompt) -> image
+    priority: int = 50  # lower is tried first
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Pool:
+    """What is installed, and which steps each entry declares it can do."""
+
+    def __init__(self, candidates: list[Candidate], notes: dict[str, str] | None = None):
+        self.candidates = candidates
+        self.notes = notes or {}  # step -> why nothing can do it (shown to the user)
+
+    def for_step(self, step: str) -> list[Candidate]:
+        return sorted((c for c in self.candidates if step in c.steps), key=lambda c: (c.priority, c.name))
+
+    def why_not(self, step: str) -> str:
+        return self.notes.get(step, f"no installed model declares the step '{step}'")
+
+    @classmethod
+    def discover(cls, pipe, *, mask: np.ndarray | None = None) -> Pool:
+        """The main bundle's predictor, every other bundle that declares ``fixes``, classical tools."""
+        from m3restore.weights import available_bundles, open_bundle
+
+        candidates: list[Candidate] = []
+        main = pipe.bundle
+        seen = set()
+        if main is not None:
+            candidates.append(_network(main.name, main.index, lambda: pipe, ALL_IN_ONE))
+            seen.add(main.path.resolve())
+        for path in available_bundles():
+            if path.resolve() in seen:
+                continue
+            try:
+                index = open_bundle(path, verify=False).index
+            except WeightsError:
+                continue
+            if index.get("fixes"):
+                candidates.append(_network(index.get("name", path.name), index, _lazy_pipeline(pipe, path)))
+        notes = {}
+        if mask is not None:
+            candidates.append(
+                Candidate("opencv-telea", ("inpaint",), "classical", lambda img, s, p: inpaint(img, mask), 10)
+            )
+        else:
+            notes["inpaint"] = "inpainting needs a mask of the missing regions (--mask)"
+        return cls([c for c in candidates if c.steps], notes)
+
+
+#: What the main bundle's predictor is asked to do when its bundle declares no ``fixes``: the
+#: degradations every all-in-one bundle of this project is trained on.
+ALL_IN_ONE = ("deblur", "denoise", "dejpeg", "brighten")
+
+
+def _network(name: str, index: dict, get_pipe, default: tuple[str, ...] = ()) -> Candidate:
+    declared = index.get("fixes") or default
+    steps = tuple(s for s in declared if s in STEPS)
+    specialist = len(steps) == 1
+
+    def run(img: np.ndarray, step: str, prompt: str) -> np.ndarray:
+        return get_pipe()(img, prompt, auto_prompt=False)
+
+    return Candidate(name, steps, "network", run, 20 if specialist else 30)
+
+
+def _lazy_pipeline(main, path):
+    cache: dict[str, Any] = {}
+
+    def get():
+        if "pipe" not in cache:
+            from m3restore.pipeline.restore import RestorePipeline
+
+            cache["pipe"] = RestorePipeline.from_bundle(str(path), device=main.device, dtype=main.dtype, tile=main.tile)
+        return cache["pipe"]
+
+    return get
+
+
+def inpaint(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """OpenCV's Telea inpainting of the pixels where ``mask`` is set (HxW, any non-zero value)."""
+    import cv2
+
+    if mask.shape[:2] != img.shape[:2]:
+        raise ConfigError(f"--mask is {mask.shape[1]}x{mask.shape[0]}, the image {img.shape[1]}x{img.shape[0]}")
+    m = (np.asarray(mask) > 0).astype(np.uint8)
+    if m.ndim == 3:
+        m = m.max(axis=2)
+    radius = 5
+    out = cv2.inpaint(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), m, radius, cv2.INPAINT_TELEA)
+    result = img.copy()
+    result[m > 0] = out[m > 0].astype(np.float32) / 255
+    return result
+
+
+# -- the record ------------------------------------------------------------------------------
+@dataclass
+class StepRecord:
+    step: str
+    model: str
+    prompt: str
+    why: str
+    damage_before: float
+    damage_after: float
+    kept: bool
+    seconds: float
+    analyzer_seconds: float
+    findings_after: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items() if k != "findings_after"
+        } | {"findings_after": self.findings_after}
+
+
+@dataclass
+class PlanReport:
+    mode: str
+    findings: list[dict] = field(default_factory=list)  # the first analysis, detected labels
+    planned: list[str] = field(default_factory=list)  # the first plan
+    records: list[StepRecord] = field(default_factory=list)
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (step, why)
+    final_findings: list[dict] = field(default_factory=list)
+    passthrough: bool = False
+    budget_spent: bool = False
+    analyzer_seconds: float = 0.0
+    restore_seconds: float = 0.0
+    first_choice: dict[str, str] = field(default_factory=dict)  # dry run: step -> model tried first
+    why: dict[str, str] = field(default_factory=dict)  # dry run: step -> reason
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.unavailable)
+
+    def kept_steps(self) -> list[str]:
+        return [r.step for r in self.records if r.kept]
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "findings": self.findings,
+            "planned": self.planned,
+            "steps": [r.to_dict() for r in self.records],
+            "unavailable": [{"step": s, "why": w} for s, w in self.unavailable],
+            "final_findings": self.final_findings,
+            "passthrough": self.passthrough,
+            "budget_spent": self.budget_spent,
+            "partial": self.partial,
+            "analyzer_seconds": round(self.analyzer_seconds, 4),
+            "restore_seconds": round(self.restore_seconds, 4),
+            **({"first_choice": self.first_choice, "why": self.why} if self.first_choice or self.why else {}),
+        }
+
+
+@dataclass
+class PlanResult:
+    image: np.ndarray
+    report: PlanReport
+
+
+# -- the planner -----------------------------------------------------------------------------
+def damage(analysis) -> float:
+    """The analyzer's measure of what is wrong: summed probability over every label."""
+    return float(sum(f.probability for f in analysis.findings))
+
+
+def steps_for(analysis, order: tuple[str, ...] = ORDER) -> list[str]:
+    """The detected degradations as steps, in the measured order."""
+    wanted = {LABEL_STEP[f.name] for f in analysis.detected if f.name in LABEL_STEP}
+    return [s for s in order if s in wanted]
+
+
+def user_request(prompt: str | None) -> tuple[list[str], str]:
+    """Steps for the degradations the user's words name (not negated) and their content words."""
+    from m3restore.caption.degradation import FOLD
+    from m3restore.caption.prompt import merge_prompt
+
+    if not prompt:
+        return [], ""
+    merged = merge_prompt(prompt, None, auto=False)
+    for message in merged.warnings:  # the same warnings a one-pass restore gives about the words
+        warnings.warn(message, UserWarning, stacklevel=3)
+    steps = [LABEL_STEP[FOLD.get(n, n)] for n in merged.degradations if FOLD.get(n, n) in LABEL_STEP]
+    return list(dict.fromkeys(steps)), merged.content
+
+
+def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
+    """The words a network gets for ``step`` and why the step is there (for --explain)."""
+    from m3restore.data.degrade import DEGRADATIONS
+
+    labels = STEPS[step].labels
+    found = sorted((f for f in analysis.findings if f.name in labels), key=lambda f: -f.probability)
+    best = found[0] if found else None
+    if best is not None and best.detected:
+        words = best.phrase
+        why = f"analyzer: {best.phrase} (p {best.probability:.2f})"
+    else:
+        words = DEGRADATIONS[labels[0]].phrase
+        why = "asked for in --plan" + (f" (analyzer: p {best.probability:.2f})" if best is not None else "")
+    return ", ".join(p for p in (words, content) if p), why
+
+
+class Planner:
+    """Runs a plan over one image with ``pipe``'s analyzer and a :class:`Pool` (see module docs)."""
+
+    def __init__(self, pipe, pool: Pool | None = None, *, budget: int = DEFAULT_BUDGET, order=ORDER, analyze=None):
+        """``analyze(img) -> Analysis`` defaults to the bundle's degradation analyzer."""
+        if analyze is None:
+            if pipe.analyzer is None:
+                raise WeightsError("planning needs a degradation analyzer; this bundle has none (use --plan none)")
+            from m3restore.caption.degradation import analyze as run_analyzer
+
+            def analyze(img):
+                return run_analyzer(pipe.analyzer, img)
+
+        self._analyze = analyze
+        self.pipe = pipe
+        self.pool = pool if pool is not None else Pool.discover(pipe)
+        self.budget = int(budget)
+        self.order = tuple(order)
+
+    def analyze(self, img: np.ndarray, report: PlanReport):
+        t0 = time.perf_counter()
+        analysis = self._analyze(img)
+        report.analyzer_seconds += time.perf_counter() - t0
+        return analysis
+
+    def _initial(self, analysis, fixed: list[str] | None, requested: list[str]) -> list[str]:
+        if fixed is not None:
+            return fixed
+        wanted = set(steps_for(analysis, self.order)) | set(requested)
+        return [s for s in self.order if s in wanted]
+
+    def plan(self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None) -> PlanReport:
+        """The dry run: findings and the ordered steps (``first_choice`` names each one's model)."""
+        report = PlanReport(mode=_mode(plan))
+        analysis = self.analyze(img, report)
+        report.findings = [f.to_dict() for f in analysis.detected]
+        requested, _ = user_request(prompt)
+        report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested)
+        report.unavailable = [(s, self.pool.why_not(s)) for s in report.planned if not self.pool.for_step(s)]
+        report.passthrough = not report.planned
+        report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
+        report.why = {s: step_prompt(s, analysis)[1] for s in report.planned}
+        return report
+
+    def run(
+        self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None, caption: str = ""
+    ) -> PlanResult:
+        """Restore ``img`` (float HxWx3) by ``plan``. ``prompt``: the user's words; its content
+        words (and a content ``caption``) go to every network step, and degradations it names
+        join an automatic plan."""
+        if plan == "none":
+            raise ConfigError("--plan none runs no planner: call the pipeline directly")
+        requested, content = user_request(prompt)
+        content = ", ".join(p for p in (content, caption) if p)
+        report = PlanReport(mode=_mode(plan))
+        analysis = self.analyze(img, report)
+        report.findings = [f.to_dict() for f in analysis.detected]
+        fixed = None if plan == "auto" else list(plan)
+        todo = self._initial(analysis, fixed, requested)
+        report.planned = list(todo)
+        tried: set[str] = set()
+        while todo:
+            step = todo.pop(0)
+            tried.add(step)
+            candidates = self.pool.for_step(step)
+            if not candidates:
+                report.unavailable.append((step, self.pool.why_not(step)))
+            for candidate in candidates:
+                if len(report.records) >= self.budget:
+                    report.budget_spent = True
+                    break
+                prompt, why = step_prompt(step, analysis, content)
+                t0 = time.perf_counter()
+                out = candidate.run(img, step, prompt)
+                seconds = time.perf_counter() - t0
+                report.restore_seconds += seconds
+                a0 = report.analyzer_seconds
+                after = self.analyze(out, report)
+                before_damage, after_damage = damage(analysis), damage(after)
+                kept = after_damage <= before_damage - MIN_GAIN
+                report.records.append(
+                    StepRecord(
+                        step, candidate.describe(), prompt, why, before_damage, after_damage, kept, seconds,
+                        report.analyzer_seconds - a0, [f.to_dict() for f in after.detected],
+                    )
+                )  # fmt: skip
+                if kept:
+                    img, analysis = out, after
+                    break
+            if report.budget_spent:
+                break
+            if fixed is None:  # re-plan from what the analyzer sees now
+                todo = [s for s in steps_for(analysis, self.order) if s not in tried]
+        report.final_findings = [f.to_dict() for f in analysis.detected]
+        report.passthrough = not report.kept_steps()
+        return PlanResult(img, report)
+
+
+def _mode(plan) -> str:
+    return plan if isinstance(plan, str) else "fixed: " + ",".join(plan)

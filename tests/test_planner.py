@@ -1,0 +1,243 @@
+"""The planner: detection → measured order → model choice → verify/roll back → re-plan, and its CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import one_error_line, run
+
+from m3restore.caption.degradation import Analysis, AnalyzerConfig, DegradationAnalyzer, Finding
+from m3restore.errors import ConfigError, WeightsError
+from m3restore.pipeline.planner import (
+    ORDER,
+    STEPS,
+    Candidate,
+    Planner,
+    Pool,
+    inpaint,
+    parse_plan,
+    steps_for,
+    user_request,
+)
+from m3restore.weights import extend_bundle, set_index_fields
+
+FLAGS = {"noise": 0, "motion-blur": 1, "jpeg": 2}  # pixel (0, 0) channel = 1 while the damage is there
+
+
+def picture(*damage: str) -> np.ndarray:
+    img = np.full((8, 8, 3), 0.5, np.float32)
+    img[0, 0] = 0
+    for name in damage:
+        img[0, 0, FLAGS[name]] = 1
+    return img
+
+
+def fake_analyze(img: np.ndarray) -> Analysis:
+    findings = []
+    for name, channel in FLAGS.items():
+        present = img[0, 0, channel] > 0.5
+        findings.append(Finding(name, 0.9 if present else 0.05, 0.7, bool(present)))
+    return Analysis(findings)
+
+
+def fixer(name: str, clears: str | None = None, adds: str | None = None, calls: list | None = None):
+    def run(img, step, prompt):
+        if calls is not None:
+            calls.append((name, step, prompt))
+        out = img.copy()
+        if clears:
+            out[0, 0, FLAGS[clears]] = 0
+        if adds:
+            out[0, 0, FLAGS[adds]] = 1
+        return out
+
+    return run
+
+
+class NoPipe:
+    analyzer = None
+    bundle = None
+
+
+def planner(candidates, **kwargs) -> Planner:
+    return Planner(NoPipe(), Pool(candidates), analyze=fake_analyze, **kwargs)
+
+
+def test_steps_follow_the_measured_order():
+    analysis = fake_analyze(picture("noise", "motion-blur", "jpeg"))
+    steps = steps_for(analysis)
+    assert sorted(steps) == ["deblur", "dejpeg", "denoise"]
+    assert steps == [s for s in ORDER if s in steps]
+    assert set(ORDER) == set(STEPS)
+
+
+def test_a_step_that_makes_things_worse_is_rolled_back_and_the_next_model_tried():
+    calls = []
+    pool = [
+        Candidate("blurry-maker", ("deblur",), "network", fixer("bad", adds="noise", calls=calls), priority=10),
+        Candidate("deblurrer", ("deblur",), "network", fixer("good", clears="motion-blur", calls=calls), priority=20),
+        Candidate("denoiser", ("denoise",), "network", fixer("dn", clears="noise", calls=calls), priority=20),
+    ]
+    result = planner(pool).run(picture("motion-blur"), "auto")
+    records = result.report.records
+    assert [(r.model.split(" ")[0], r.kept) for r in records] == [("blurry-maker", False), ("deblurrer", True)]
+    assert result.image[0, 0].tolist() == [0, 0, 0]  # the rolled-back noise is gone too
+    assert records[0].damage_after > records[0].damage_before
+    assert result.report.kept_steps() == ["deblur"] and not result.report.partial
+
+
+def test_replanning_picks_up_what_a_step_revealed():
+    pool = [
+        Candidate("deblur-noisy", ("deblur",), "network", fixer("d", clears="motion-blur"), priority=20),
+        Candidate("denoiser", ("denoise",), "network", fixer("n", clears="noise"), priority=20),
+    ]
+
+    def revealing(img, step, prompt):  # deblurring exposes hidden noise, but still helps overall
+        out = img.copy()
+        out[0, 0, FLAGS["motion-blur"]] = 0
+        out[0, 0, FLAGS["noise"]] = 1 if step == "deblur" else out[0, 0, FLAGS["noise"]]
+        out[0, 0, FLAGS["jpeg"]] = 0
+        return out
+
+    pool[0] = Candidate("deblur-noisy", ("deblur",), "network", revealing, priority=20)
+    result = planner(pool).run(picture("motion-blur", "jpeg"), "auto")
+    assert result.report.kept_steps() == ["deblur", "denoise"]
+    assert result.report.planned == [s for s in ORDER if s in ("deblur", "dejpeg")]
+
+
+def test_fixed_plan_keeps_its_order_and_the_prompt_carries_content_and_severity():
+    calls = []
+    pool = [
+        Candidate("dn", ("denoise",), "network", fixer("dn", clears="noise", calls=calls)),
+        Candidate("db", ("deblur",), "network", fixer("db", clears="motion-blur", calls=calls)),
+    ]
+    result = planner(pool).run(picture("noise", "motion-blur"), ["denoise", "deblur"], prompt="street sign")
+    assert [c[1] for c in calls] == ["denoise", "deblur"]
+    assert calls[0][2] == "strong noise, street sign"
+    assert result.report.mode == "fixed: denoise,deblur"
+
+
+def test_a_step_nothing_can_do_is_reported_and_the_rest_still_runs():
+    pool = [Candidate("dn", ("denoise",), "network", fixer("dn", clears="noise"))]
+    result = planner(pool).run(picture("noise", "jpeg"), "auto")
+    assert result.report.kept_steps() == ["denoise"]
+    assert result.report.partial and result.report.unavailable[0][0] == "dejpeg"
+
+
+def test_clean_image_passes_through_unchanged():
+    img = picture()
+    result = planner([]).run(img, "auto")
+    assert result.report.passthrough and np.array_equal(result.image, img) and not result.report.records
+
+
+def test_step_budget_stops_the_run():
+    pool = [Candidate(f"useless{i}", ("denoise",), "network", fixer("u"), priority=i) for i in range(5)]
+    result = planner(pool, budget=3).run(picture("noise"), "auto")
+    assert len(result.report.records) == 3 and result.report.budget_spent
+    json.dumps(result.report.to_dict())  # everything in the record is JSON
+
+
+def test_user_words_request_steps():
+    assert user_request("street sign with heavy motion blur, no noise") == (["deblur"], "street sign")
+    assert user_request(None) == ([], "")
+    calls = []
+    pool = [Candidate("dn", ("denoise",), "network", fixer("dn", clears="noise", calls=calls))]
+    planner(pool).run(picture(), "auto", prompt="noisy photo")  # the analyzer saw nothing; the user did
+    assert [c[1] for c in calls] == ["denoise"]
+
+
+def test_dry_run_names_the_first_model():
+    pool = [
+        Candidate("general", ("denoise", "deblur"), "network", fixer("g"), priority=30),
+        Candidate("specialist", ("denoise",), "network", fixer("s"), priority=20),
+    ]
+    report = planner(pool).plan(picture("noise", "motion-blur"))
+    assert report.first_choice["denoise"].startswith("specialist") and report.first_choice["deblur"].startswith(
+        "general"
+    )
+    assert not report.records
+
+
+@pytest.mark.parametrize("text", ["sharpen", ",", "denoise,wat"])
+def test_unknown_plan_steps_list_the_valid_ones(text):
+    with pytest.raises(ConfigError, match="valid: auto, none"):
+        parse_plan(text)
+
+
+def test_parse_plan():
+    assert parse_plan("AUTO") == "auto" and parse_plan("none") == "none"
+    assert parse_plan("denoise, deblur") == ["denoise", "deblur"]
+
+
+def test_opencv_inpainting_fills_only_the_mask():
+    img = np.tile(np.linspace(0, 1, 32, dtype=np.float32)[None, :, None], (32, 1, 3))
+    holed = img.copy()
+    mask = np.zeros((32, 32), bool)
+    mask[10:14, 10:20] = True
+    holed[mask] = 0
+    out = inpaint(holed, mask)
+    assert np.array_equal(out[~mask], holed[~mask])
+    assert np.abs(out[mask] - img[mask]).mean() < np.abs(holed[mask] - img[mask]).mean() / 4
+
+
+def test_planner_needs_an_analyzer():
+    with pytest.raises(WeightsError, match="analyzer"):
+        Planner(NoPipe(), Pool([]))
+
+
+# -- pool discovery and the command line --------------------------------------------------------
+@pytest.fixture(scope="module")
+def planning_bundle(tiny_bundle, tmp_path_factory):
+    root = tmp_path_factory.mktemp("planning")
+    path = root / "main"
+    shutil.copytree(tiny_bundle, path)
+    torch.manual_seed(0)
+    extend_bundle(path, {"analyzer": DegradationAnalyzer(AnalyzerConfig(width=8, hidden=16))})
+    set_index_fields(path, fixes=["denoise", "deblur"])
+    special = root / "extra" / "denoise-specialist"
+    shutil.copytree(tiny_bundle, special)
+    set_index_fields(special, fixes=["denoise"], name="denoise-specialist")
+    return path
+
+
+def test_a_bundle_in_the_search_path_joins_the_pool(planning_bundle, monkeypatch):
+    from m3restore.pipeline.restore import load_pipeline
+
+    monkeypatch.setenv("M3RESTORE_WEIGHTS", str(planning_bundle.parent / "extra"))
+    pipe = load_pipeline(str(planning_bundle), device="cpu")
+    pool = Pool.discover(pipe)
+    denoisers = [c.name for c in pool.for_step("denoise")]
+    assert denoisers[0] == "denoise-specialist" and pipe.bundle.name in denoisers  # specialists first
+    assert "denoise-specialist" not in [c.name for c in pool.for_step("deblur")]
+    assert pool.for_step("inpaint") == [] and "--mask" in pool.why_not("inpaint")
+    masked = Pool.discover(pipe, mask=np.zeros((4, 4), bool))
+    assert [c.kind for c in masked.for_step("inpaint")] == ["classical"]
+
+
+def test_cli_explain_and_json_plan(planning_bundle, photo_png, tmp_path):
+    code, output = run("restore", photo_png, "-o", tmp_path / "o.png", "--weights", planning_bundle, "--explain",
+                       "--plan", "denoise,colorize")  # fmt: skip
+    assert code == 3, output  # colorize: nothing installed can do it → partial
+    assert "fixed: denoise,colorize" in output and "colorize" in output and "partial:" in output
+    assert (tmp_path / "o.png").exists()
+    code, output = run("plan", photo_png, "--weights", planning_bundle, "--json", "--plan", "denoise")
+    assert code == 0, output
+    plans = json.loads(output)
+    assert plans[0]["planned"] == ["denoise"] and plans[0]["steps"] == []
+
+
+def test_cli_bad_plan_is_one_line(planning_bundle, photo_png, tmp_path):
+    code, output = run("restore", photo_png, "-o", tmp_path / "o.png", "--weights", planning_bundle, "--plan", "zap")
+    assert code == 2 and one_error_line(output) and "valid: auto, none" in output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_plan_none_and_auto_without_analyzer(tiny_bundle, photo_png, tmp_path):
+    code, output = run("restore", photo_png, "-o", tmp_path / "a.png", "--weights", tiny_bundle, "--plan", "none")
+    assert code == 0, output
+    code, output = run("restore", photo_png, "-o", tmp_path / "b.png", "--weights", tiny_bundle)
+    assert code == 0 and "no degradation analyzer" in output
