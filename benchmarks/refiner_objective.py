@@ -24,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, machine_lines, md_table, write_text  # noqa: E402
 
 TYPES = ("epsilon", "sample", "v_prediction")
+EPSILON_NOTE = (
+    "With the `squaredcos_cap_v2` schedule the last training timestep keeps almost none of the signal "
+    "(ᾱ₉₉₉ ≈ 2.4e-9), and samplers with `trailing` spacing start there: an ε-prediction must then be "
+    "divided by √ᾱ ≈ 5e-5 to estimate the residual, so any error in it is multiplied by ~20,000. "
+    "That is why ε-prediction collapses here while x₀- and v-prediction, which predict the residual "
+    "(or a mix) directly, do not."
+)
 
 
 def main(argv=None) -> int:
@@ -89,6 +96,8 @@ def main(argv=None) -> int:
             table,
             "",
             f"Best at 4 steps: **{best}**.",
+            "",
+            EPSILON_NOTE,
             "",
         ]
     )

@@ -491,3 +491,15 @@ def test_mixed_errors():
         MixedDataset([])
     with pytest.raises(IndexError):
         MixedDataset([Numbers("a", 3)])[3]
+
+
+def test_rendered_text_prompts_sometimes_name_the_content():
+    from m3restore.data.datasets import TEXT_CONTENT, RenderedTextDataset
+
+    data = RenderedTextDataset("motion-blur", crop=64, seed=3, length=40, prompt_dropout=0.0, content_rate=0.5)
+    items = [data.load(i) for i in range(40)]
+    assert all(it["input"].shape == (64, 64, 3) == it["target"].shape for it in items)
+    named = [it for it in items if any(it["prompt"].startswith(c) for c in TEXT_CONTENT.values())]
+    assert 5 < len(named) < 35 and all("motion blur" in it["prompt"] for it in items)
+    again = RenderedTextDataset("motion-blur", crop=64, seed=3, length=40, prompt_dropout=0.0)
+    assert np.array_equal(again.load(7)["input"], items[7]["input"])  # seeded

@@ -315,15 +315,23 @@ def test_multiscale_l1_pools_target_per_scale():
 
 
 def test_local_mean_matches_a_sliding_average():
-    from m3restore.models.blocks import local_mean
+    from m3restore.models.blocks import _box_mean, expand, local_mean
 
     x = torch.randn(2, 3, 13, 17)
     inner = F.avg_pool2d(x, 5, stride=1)  # every full window
-    m = local_mean(x, 5)
+    m = _box_mean(x, 5, 5)
     assert torch.allclose(m[..., 2:-2, 2:-2], inner, atol=1e-5)
     assert torch.allclose(m[..., 0, 0], inner[..., 0, 0], atol=1e-5)  # border windows are shifted inside
     assert torch.allclose(m[..., -1, -1], inner[..., -1, -1], atol=1e-5)
-    assert torch.allclose(local_mean(x, 64), x.mean((2, 3), keepdim=True).expand_as(x), atol=1e-6)
+    whole, f = local_mean(x, 64)
+    assert f == 0 and torch.allclose(expand(whole, f, x.shape[-2:]), x.mean((2, 3), keepdim=True))
+    yy, xx = torch.meshgrid(torch.arange(100.0), torch.arange(140.0), indexing="ij")
+    big = torch.stack([torch.sin(xx / 9) + yy / 50, torch.cos(yy / 7) * xx / 70])[None]  # image-like structure
+    coarse, f = local_mean(big, 40)  # on a 5x coarser grid, still close to the exact local mean
+    exact = _box_mean(big, 40, 40)
+    approx = expand(coarse, f, big.shape[-2:])
+    assert f == 5 and approx.shape == big.shape
+    assert (approx - exact).abs().mean() < 0.1 * exact.abs().mean()
 
 
 def test_attention_window_reaches_every_block_and_travels_in_the_config():

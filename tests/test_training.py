@@ -137,3 +137,18 @@ def test_time_limited_cosine_ends_low():
     cfg = from_dict(TrainConfig, dict(lr_schedule="cosine", iterations=10**6, time_limit_minutes=1.0, warmup=0))
     assert lr_factor(cfg, 10, elapsed_s=0) > 0.99
     assert lr_factor(cfg, 10, elapsed_s=60) == pytest.approx(cfg.lr_min / cfg.lr)
+
+
+def test_text_source_trains_and_its_prompts_are_in_the_table(clean_dir, tiny_bert_folder, tmp_path):
+    from m3restore.training.loop import build_train_dataset, fixes_from_config
+    from m3restore.training.prompts import possible_prompts
+
+    cfg = config(clean_dir, tiny_bert_folder, sources=[{"kind": "text", "degrade": "motion-blur,noise:10"}])
+    item = build_train_dataset(cfg)[0]
+    assert item["input"].shape == (3, 32, 32)
+    assert "street sign, strong motion blur" in possible_prompts(
+        cfg
+    ) or "mild motion blur, street sign" in possible_prompts(cfg)
+    assert fixes_from_config(cfg) == ["deblur", "denoise"]
+    with pytest.raises(ConfigError, match="for training"):
+        train(config(clean_dir, tiny_bert_folder, val_sources=[{"kind": "text"}]), tmp_path / "r", log=lambda m: None)

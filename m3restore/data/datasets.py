@@ -534,15 +534,63 @@ class SyntheticDataset(_SeededDataset):
         index = self._check_index(index)
         i = index % self.count
         rng = self._rng(index)
-        (clean,) = _random_crops([self._cache.get(self.images[i])], self.crop, rng)
+        return self._degraded(self._cache.get(self.images[i]), rng, self._content(i), self.names[i])
+
+    def _degraded(self, image: np.ndarray, rng: np.random.Generator, content: str, name: str) -> dict[str, Any]:
+        """A random crop of ``image``, augmented and degraded; its prompt, maybe with ``content``."""
+        (clean,) = _random_crops([image], self.crop, rng)
         clean = _to_float(clean)
         if self.augment:
             (clean,) = _augment([clean], rng)
             clean = np.ascontiguousarray(clean)
         dropped = bool(rng.random() < self.prompt_dropout)
         degraded, record = degrade(clean, self.spec, rng)
-        prompt = "" if dropped else ", ".join(w for w in (self._content(i), describe(record)) if w)
-        return {"input": degraded, "target": clean, "prompt": prompt, "name": self.names[i], "record": record}
+        prompt = "" if dropped else ", ".join(w for w in (content, describe(record)) if w)
+        return {"input": degraded, "target": clean, "prompt": prompt, "name": name, "record": record}
+
+
+#: Content words for the rendered-text kinds of :mod:`m3restore.data.text_images`.
+TEXT_CONTENT = {"sign": "street sign", "plate": "licence plate", "document": "document text"}
+
+
+class RenderedTextDataset(SyntheticDataset):
+    """Street signs, licence plates and document lines rendered on the fly
+    (:mod:`m3restore.data.text_images`), cropped, augmented and degraded like
+    :class:`SyntheticDataset`. With probability ``content_rate`` the prompt also names what the
+    picture shows ("street sign, strong motion blur"), so the network learns content words
+    from the kinds of picture users restore for their text. ``variants`` distinct pictures
+    are drawn from (seeded), each rendered when used.
+    """
+
+    def __init__(
+        self,
+        spec: DegradationSpec | str,
+        crop: int | tuple[int, int] | None = 256,
+        *,
+        augment: bool = True,
+        seed: int = 0,
+        length: int | None = None,
+        prompt_dropout: float = 0.1,
+        content_rate: float = 0.5,
+        variants: int = 100_000,
+    ) -> None:
+        _SeededDataset.__init__(self, int(variants), seed, length)
+        self.spec = _as_spec(spec)
+        self.crop = _crop_size(crop)
+        self.augment = bool(augment)
+        if not 0.0 <= float(prompt_dropout) <= 1.0 or not 0.0 <= float(content_rate) <= 1.0:
+            raise ConfigError("prompt_dropout and content_rate must be between 0 and 1")
+        self.prompt_dropout = float(prompt_dropout)
+        self.content_rate = float(content_rate)
+
+    def load(self, index: int) -> dict[str, Any]:
+        from m3restore.data.text_images import text_image
+
+        index = self._check_index(index)
+        rng = self._rng(index)
+        picture = text_image(int(rng.integers(self.count)), seed=self.seed)
+        content = TEXT_CONTENT[picture.kind] if rng.random() < self.content_rate else ""
+        return self._degraded(picture.image, rng, content, picture.name)
 
 
 class EvalDataset(Dataset):

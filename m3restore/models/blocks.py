@@ -67,17 +67,10 @@ class DilatedDepthwise(nn.Module):
         return torch.cat([self.local(a), self.wide(b)], dim=1)
 
 
-def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean of ``x`` (B, C, H, W) over a ``window`` x ``window`` square around each pixel.
-
-    Windows that would cross the border are shifted inside (never shrunk), so every mean is
-    over the same number of pixels, as the global mean of a training crop was. Computed from an
-    integral image in fp32: the cost does not grow with the window.
-    """
+def _box_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Mean over a kh x kw window around each pixel, windows shifted inside at the borders
+    (never shrunk), from an integral image in fp32."""
     h, w = x.shape[-2:]
-    kh, kw = min(window, h), min(window, w)
-    if kh == h and kw == w:
-        return x.mean((2, 3), keepdim=True)
     s = F.pad(x.float().cumsum(2).cumsum(3), (1, 0, 1, 0))
 
     def edges(n: int, k: int):
@@ -91,7 +84,35 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
         rows_b.index_select(3, right) - rows_t.index_select(3, right) - rows_b.index_select(3, left)
         + rows_t.index_select(3, left)
     )  # fmt: skip
-    return (total / (kh * kw)).to(x.dtype)
+    return total / (kh * kw)
+
+
+def local_mean(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
+    """Local means of ``x`` (B, C, H, W) over ``window`` x ``window`` squares, on a coarse grid.
+
+    The statistic is smooth, so it is taken on a grid ``f = window // 8`` times coarser (block
+    means, then a box mean of ``window / f`` blocks from an integral image). Returns the coarse
+    map and ``f``; :func:`expand` brings a map of that grid back to full resolution. Windows
+    never cross the border: there they are shifted inside, so each mean covers as many pixels as
+    the global mean of a training crop did. A window covering the image is the global mean.
+    """
+    h, w = x.shape[-2:]
+    if window >= h and window >= w:
+        return x.mean((2, 3), keepdim=True), 0
+    f = max(1, window // 8)
+    small = F.avg_pool2d(x, f, ceil_mode=True) if f > 1 else x
+    sh, sw = small.shape[-2:]
+    k = max(1, window // f)
+    return _box_mean(small, min(k, sh), min(k, sw)).to(x.dtype), f
+
+
+def expand(coarse: torch.Tensor, f: int, size: tuple[int, int]) -> torch.Tensor:
+    """A coarse map of :func:`local_mean` at full resolution ``size`` (bilinear; f 0 or 1: as is)."""
+    if f <= 1:
+        return coarse
+    h, w = coarse.shape[-2:]
+    up = F.interpolate(coarse, size=(h * f, w * f), mode="bilinear", align_corners=False)
+    return up[..., : size[0], : size[1]]
 
 
 class ChannelAttention(nn.Module):
@@ -100,7 +121,9 @@ class ChannelAttention(nn.Module):
     The pool is global by default, as in training. ``window`` (pixels at this block's
     resolution, 0 = global) pools over a local square instead: a network trained on crops then
     sees, on a large photo, statistics of the same extent as in training (the train/test
-    mismatch TLC, Chu et al. ECCV 2022, points out), and tiles agree with the whole image.
+    mismatch TLC, Chu et al. ECCV 2022, points out), and tiles agree with the whole image. The
+    1x1 conv runs on the coarse grid (it commutes with the bilinear expansion), so the local
+    pool costs little more than the global one.
     """
 
     def __init__(self, channels: int):
@@ -109,8 +132,10 @@ class ChannelAttention(nn.Module):
         self.window = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = local_mean(x, self.window) if self.window else x.mean((2, 3), keepdim=True)
-        return x * self.proj(pooled)
+        if not self.window:
+            return x * self.proj(x.mean((2, 3), keepdim=True))
+        coarse, f = local_mean(x, self.window)
+        return x * expand(self.proj(coarse), f, x.shape[-2:])
 
 
 class M3Block(nn.Module):

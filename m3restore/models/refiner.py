@@ -43,7 +43,7 @@ class RefinerConfig:
     """The denoiser's shape and the diffusion it was trained with; travels with the weights."""
 
     network: M3UNetConfig = field(default_factory=_denoiser)
-    prediction_type: str = "v_prediction"
+    prediction_type: str = "sample"  # measured best of the three: docs/REFINER_OBJECTIVE.md
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     residual_scale: float = 5.0  # the residual (sharp - x̂) is multiplied by this before diffusion

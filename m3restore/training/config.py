@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from m3restore.models.m3unet import M3UNetConfig
 from m3restore.models.refiner import RefinerConfig
 
-DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean")
+DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean", "text")
 STAGES = ("predictor", "refiner")
 
 
@@ -19,8 +19,9 @@ STAGES = ("predictor", "refiner")
 class SourceConfig:
     """One training or validation source.
 
-    ``clean`` sources are degraded on the fly by ``degrade`` (the spec language of
-    ``m3restore.data.degrade``); the others are real pairs.
+    ``clean`` sources (and ``text``: rendered signs, plates and documents, whose prompts also
+    name the content half of the time) are degraded on the fly by ``degrade`` (the spec language
+    of ``m3restore.data.degrade``); the others are real pairs.
     """
 
     kind: str = "clean"

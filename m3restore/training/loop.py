@@ -80,6 +80,15 @@ def build_train_dataset(cfg: TrainConfig):
                 prompt_dropout=cfg.prompt_dropout,
                 length=cfg.samples_per_epoch,
             )
+        elif source.kind == "text":
+            part = ds.RenderedTextDataset(
+                source.degrade,
+                cfg.crop,
+                augment=cfg.augment,
+                seed=seed,
+                prompt_dropout=cfg.prompt_dropout,
+                length=cfg.samples_per_epoch,
+            )
         else:
             pairs = _pairs_for(source)
             kwargs = {"prompt": source.prompt} if source.prompt else {}
@@ -97,6 +106,8 @@ def build_val_items(cfg: TrainConfig) -> list[dict[str, Any]]:
 
     items = []
     for i, source in enumerate(cfg.val_sources):
+        if source.kind == "text":
+            raise ConfigError("rendered text (kind text) is for training; validate on photos or pairs")
         if source.kind == "clean":
             data = ds.EvalDataset(ds.clean_images(_need(source.root, "root", source)), source.degrade, seed=1000 + i)
         else:
@@ -434,7 +445,7 @@ def fixes_from_config(cfg: TrainConfig) -> list[str]:
 
     steps = set()
     for source in cfg.sources:
-        if source.kind == "clean":
+        if source.kind in ("clean", "text"):
             names = [FOLD.get(item.name, item.name) for item in parse_spec(source.degrade).steps]
             steps.update(LABEL_STEP[n] for n in names if n in LABEL_STEP)
         elif source.kind == "pairs":

@@ -28,25 +28,26 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
     them all would be 200 times larger. Training with a table maps a missing prompt to the empty
     prompt (the null text the network also learns), and counts how often that happened.
     """
-    from m3restore.data.datasets import DEFAULT_PAIR_PROMPT
+    from m3restore.data.datasets import DEFAULT_PAIR_PROMPT, TEXT_CONTENT
     from m3restore.data.degrade import DEGRADATIONS, parse_spec
 
     prompts = {"", DEFAULT_PAIR_PROMPT}
     for source in [*cfg.sources, *cfg.val_sources]:
         if source.prompt:
             prompts.add(canonical(source.prompt))
-        if source.kind != "clean":
+        if source.kind not in ("clean", "text"):
             continue
+        contents = [None, *TEXT_CONTENT.values()] if source.kind == "text" else [None]
         names = sorted({step.name for step in parse_spec(source.degrade).steps})
         options = []
         for name in names:
             phrase = DEGRADATIONS[name].phrase
             words = [phrase] if name == "greyscale" else [f"{s} {phrase}" for s in SEVERITIES]
             options.append([None, *words])
-        for combo in itertools.product(*options):
+        for content, combo in itertools.product(contents, itertools.product(*options)):
             words = [w for w in combo if w]
             if len(words) <= max_items:
-                prompts.add(canonical(", ".join(words)))
+                prompts.add(canonical(", ".join([content, *words] if content else words)))
     return sorted(prompts)
 
 
