@@ -354,3 +354,13 @@ def test_refiner_stage_needs_a_predictor_bundle(clean_dir, tiny_bert_folder, tmp
     cfg = config(clean_dir, tiny_bert_folder, stage="refiner", refiner=REFINER, predictor_bundle=str(tmp_path / "no"))
     with pytest.raises(WeightsError):
         train(cfg, tmp_path / "r", log=lambda m: None)
+
+
+def test_cli_refuses_to_add_a_refiner_to_another_predictor(refiner_bundle, tiny_bundle, tmp_path):
+    code, output = run(
+        "train", "--stage", "refiner", "--out", tmp_path / "r", "--predictor", tiny_bundle, "--add-to", refiner_bundle,
+        "--dataset", "clean", "--root", tmp_path,
+    )  # fmt: skip
+    assert code == 2 and one_error_line(output) and "differs" in output
+    code, output = run("train", "--out", tmp_path / "p", "--predictor", tiny_bundle)
+    assert code == 2 and one_error_line(output) and "--stage refiner" in output

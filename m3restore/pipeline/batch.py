@@ -252,19 +252,26 @@ def _verbose_plan(job: Job, plan, caption: str, console: Console) -> None:
 
 
 def plan_table(source, plan) -> Table:
-    """The plan of one image as a table: steps, order, model, why, and each step's check."""
+    """The plan of one image as a table: steps, order, model, why, and each step's check
+    (a dry run from ``Planner.plan`` shows the steps and the model each would try first)."""
     found = ", ".join(f["phrase"] for f in plan.findings) or "nothing"
     table = Table(title=f"{source} · plan {plan.mode} · analyzer found: {found}", title_justify="left")
-    for col in ("#", "step", "model", "why", "prompt", "damage before → after", "result", "s"):
+    dry = not plan.records and bool(plan.planned) and bool(plan.why)
+    columns = ("#", "step", "model tried first", "why") if dry else (
+        "#", "step", "model", "why", "prompt", "damage before → after", "result", "s"
+    )  # fmt: skip
+    for col in columns:
         table.add_column(col)
+    if dry:
+        for i, step in enumerate(plan.planned, 1):
+            table.add_row(str(i), step, plan.first_choice.get(step, "[red]none installed[/]"), plan.why.get(step, ""))
+        return table
     for i, r in enumerate(plan.records, 1):
         verdict = "[green]kept[/]" if r.kept else "[red]rolled back[/]"
         table.add_row(
             str(i), r.step, r.model, r.why, r.prompt, f"{r.damage_before:.2f} → {r.damage_after:.2f}", verdict,
             f"{r.seconds:.2f}",
         )  # fmt: skip
-    for step in plan.planned if plan.first_choice or plan.why else []:  # a dry run
-        table.add_row("", step, plan.first_choice.get(step, "[red]none installed[/]"), plan.why.get(step, ""))
     for step, why in plan.unavailable:
         table.add_row("", step, "[red]none[/]", why, "", "", "[yellow]skipped[/]", "")
     if plan.budget_spent:
