@@ -11,7 +11,8 @@
 3. **Choose** — each step draws candidates from the :class:`Pool`: every installed bundle whose
    ``model_index.json`` declares ``"fixes"`` (the shipped all-in-one predictor, with that
    step's words as its prompt, and any specialist dropped into the weights search path), and
-   classical tools that declare the step (OpenCV inpainting given a mask).
+   classical tools that declare the step (OpenCV inpainting given a mask, a global gamma for
+   a dark exposure).
 4. **Verify** — after each step the analyzer looks again. A step that leaves the image no
    better by the analyzer's measure (the summed probability of every damage it can see) is
    rolled back and the next candidate is tried. The run re-plans from the new findings and stops
@@ -137,6 +138,9 @@ class Pool:
             if index.get("fixes"):
                 candidates.append(_network(index.get("name", path.name), index, _lazy_pipeline(pipe, path)))
         notes = {}
+        candidates.append(
+            Candidate("auto-exposure", ("brighten",), "classical", lambda img, s, p: auto_exposure(img), 40)
+        )
         if mask is not None:
             candidates.append(
                 Candidate("opencv-telea", ("inpaint",), "classical", lambda img, s, p: inpaint(img, mask), 10)
@@ -173,6 +177,16 @@ def _lazy_pipeline(main, path):
         return cache["pipe"]
 
     return get
+
+
+def auto_exposure(img: np.ndarray, target: float = 0.45) -> np.ndarray:
+    """A global gamma that brings the mean luma to ``target``: the classical fallback for
+    ``brighten`` when a network's attempt is rolled back."""
+    luma = float(np.clip(img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32), 1e-4, 1).mean())
+    if luma >= target:
+        return img
+    gamma = np.log(target) / np.log(luma)
+    return np.clip(img, 0, 1) ** np.float32(gamma)
 
 
 def inpaint(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
