@@ -52,10 +52,10 @@ from common import (  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 # the physical order of a camera: optics/motion, exposure, sensor, compression
 CAMERA = ("blur", "low-light", "noise", "jpeg")
-RANGES = {
-    "motion-blur": "motion-blur:0.3-0.8",
-    "defocus": "defocus:0.3-0.8",
-    "low-light": "low-light:0.3-0.7",
+RANGES = {  # natural parameters: blur length / radius in pixels, exposure factor, noise σ, JPEG quality
+    "motion-blur": "motion-blur:9-31",
+    "defocus": "defocus:2-6",
+    "low-light": "low-light:0.15-0.4",
     "noise": "noise:10-35",
     "jpeg": "jpeg:15-50",
 }
