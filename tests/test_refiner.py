@@ -23,7 +23,7 @@ from m3restore.weights import open_bundle, save_bundle
 TEXT_DIM = 16
 
 
-def tiny_refiner(seed: int = 0, text_dim: int = TEXT_DIM, prediction_type: str = "v_prediction") -> Refiner:
+def tiny_refiner(seed: int = 0, text_dim: int = TEXT_DIM, prediction_type: str = "sample") -> Refiner:
     torch.manual_seed(seed)
     network = M3UNetConfig(
         width=8,

@@ -233,7 +233,8 @@ def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool)
     if explain:
         console.print(plan_table(job.source, plan))
     if plan.passthrough:
-        console.print(f"{job.source}: nothing to fix was found; written unchanged", soft_wrap=True)
+        why = "no step improved it" if plan.planned else "nothing to fix was found"
+        console.print(f"{job.source}: {why}; written unchanged", soft_wrap=True)
     for step, why in plan.unavailable:
         report.partial.append((job.source, f"{job.source}: step '{step}' not done: {why}"))
 
