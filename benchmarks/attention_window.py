@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,21 +69,32 @@ def main(argv=None) -> int:
         net.set_attention_window(window)
         row = results.setdefault(str(window), {})
         for name, items in sets.items():
-            scores, tile_gaps = [], []
+            scores, tile_gaps, seconds, pixels = [], [], 0.0, 0
             for k, (degraded, clean, prompt) in enumerate(items):
+                t0 = time.perf_counter()
                 out = pipe(degraded, prompt)
+                seconds += time.perf_counter() - t0
+                pixels += degraded.shape[0] * degraded.shape[1]
                 scores.append(psnr(quantize(out), quantize(clean)))
                 if k < 3:  # tiled vs untiled on the first images
                     tiled = pipe(degraded, prompt, tile=256)
                     tile_gaps.append(psnr(tiled, out))
-            row[name] = {"psnr": statistics.mean(scores), "tiled_vs_untiled_db": statistics.mean(tile_gaps)}
+            row[name] = {
+                "psnr": statistics.mean(scores),
+                "tiled_vs_untiled_db": statistics.mean(tile_gaps),
+                "s_per_mp": seconds / pixels * 1e6,
+            }
         print(window, row, flush=True)
 
     names = list(sets)
-    header = ["window (px)", *[f"{n} PSNR" for n in names], *[f"{n}: tiled vs untiled (dB)" for n in names]]
+    header = [
+        "window (px)", *[f"{n} PSNR" for n in names], *[f"{n}: tiled vs untiled (dB)" for n in names],
+        "time vs global (GoPro frames)",
+    ]  # fmt: skip
+    base = results[str(windows[0])][names[-1]]["s_per_mp"]
     rows = [
         [("global" if w == "0" else w), *[f"{r[n]['psnr']:.2f}" for n in names],
-         *[f"{r[n]['tiled_vs_untiled_db']:.1f}" for n in names]]
+         *[f"{r[n]['tiled_vs_untiled_db']:.1f}" for n in names], f"{r[names[-1]]['s_per_mp'] / base:.2f}×"]
         for w, r in results.items()
     ]  # fmt: skip
     info, weights = machine_info(), weights_info(args.weights)
@@ -96,8 +108,9 @@ def main(argv=None) -> int:
             *weights_lines(weights),
             f"- {len(kodak)} Kodak24 images (σ 25 float noise, seed [0, i]) and {len(gopro)} GoPro GOPR0372 val "
             'pairs at 1280×720; prompts "moderate noise" and "motion blur"; fp32, untiled.',
-            "- The last columns: PSNR between a 256-px tiled run (64 px overlap) and the untiled run, "
-            "first 3 images (higher = the tiles agree better).",
+            "- Tiled vs untiled: PSNR between a 256-px tiled run (64 px overlap) and the untiled run, "
+            "first 3 images (higher = the tiles agree better). Time: seconds per megapixel of the untiled "
+            "GoPro runs relative to the first window, same run (the machine was shared, so read it as a ratio).",
             "",
             md_table(header, rows),
             "",

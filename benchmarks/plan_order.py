@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--no-policy", action="store_true", help="do not write m3restore/pipeline/step_order.json")
+    parser.add_argument("--name", default="PLAN_ORDER", help="report file name (without .md)")
     args = parser.parse_args(argv)
 
     from m3restore.metrics.quality import psnr, quantize, ssim
@@ -208,9 +210,9 @@ def main(argv=None) -> int:
         "results": summary,
         "overhead": overhead,
     }
-    write_text(Path(args.out) / "PLAN_ORDER.md", text)
-    write_text(Path(args.out) / "plan_order.json", json.dumps(payload, indent=2) + "\n")
-    if args.limit is None:
+    write_text(Path(args.out) / f"{args.name}.md", text)
+    write_text(Path(args.out) / f"{args.name.lower()}.json", json.dumps(payload, indent=2) + "\n")
+    if args.limit is None and not args.no_policy:
         policy = {"order": order, "source": "benchmarks/plan_order.py; table in docs/PLAN_ORDER.md"}
         write_text(ROOT / "m3restore" / "pipeline" / "step_order.json", json.dumps(policy, indent=2) + "\n")
     print(text)

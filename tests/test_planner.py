@@ -239,16 +239,11 @@ def test_cli_bad_plan_is_one_line(planning_bundle, photo_png, tmp_path):
 def test_cli_plan_none_and_auto_without_analyzer(tiny_bundle, photo_png, tmp_path):
     code, output = run("restore", photo_png, "-o", tmp_path / "a.png", "--weights", tiny_bundle, "--plan", "none")
     assert code == 0, output
-    code, output = run("restore", photo_png, "-o", tmp_path / "b.png", "--weights", tiny_bundle)
+    code, output = run("restore", photo_png, "-o", tmp_path / "b.png", "--weights", tiny_bundle, "--plan", "auto")
     assert code == 0 and "no degradation analyzer" in output
 
 
-def test_auto_exposure_brightens_only_dark_pictures():
-    from m3restore.pipeline.planner import auto_exposure
-
-    dark = np.full((8, 8, 3), 0.05, np.float32)
-    dark[0, 0] = 0.2
-    out = auto_exposure(dark)
-    assert 0.4 < float(out.mean()) < 0.5 and out[0, 0, 0] > out[1, 1, 0]  # order of values kept
-    bright = np.full((8, 8, 3), 0.7, np.float32)
-    assert np.array_equal(auto_exposure(bright), bright)
+def test_mild_low_light_plans_no_brighten_step():
+    mild = Analysis([Finding("low-light", 0.9, 0.2, True), Finding("noise", 0.9, 0.2, True)])
+    strong = Analysis([Finding("low-light", 0.9, 0.5, True)])
+    assert steps_for(mild) == ["denoise"] and steps_for(strong) == ["brighten"]

@@ -11,10 +11,9 @@
 3. **Choose** — each step draws candidates from the :class:`Pool`: every installed bundle whose
    ``model_index.json`` declares ``"fixes"`` (the shipped all-in-one predictor, with that
    step's words as its prompt, and any specialist dropped into the weights search path), and
-   classical tools that declare the step (OpenCV inpainting given a mask, a global gamma for
-   a dark exposure).
+   classical tools that declare the step (OpenCV inpainting given a mask).
 4. **Verify** — after each step the analyzer looks again. A step that leaves the image no
-   better by the analyzer's measure (the summed probability of every damage it can see) is
+   better by the analyzer's measure (probability × strength of every damage it can see) is
    rolled back and the next candidate is tried. The run re-plans from the new findings and stops
    when nothing fixable is left or the step budget is spent.
 
@@ -40,11 +39,16 @@ from m3restore.errors import ConfigError, WeightsError
 
 @dataclass(frozen=True)
 class Step:
-    """A kind of fix, the analyzer labels it removes and the words that ask a network for it."""
+    """A kind of fix, the analyzer labels it removes and the words that ask a network for it.
+
+    ``min_strength``: an automatic plan includes the step only when the analyzer's strength for
+    it is at least this (a user's words or a fixed ``--plan`` include it regardless).
+    """
 
     name: str
     labels: tuple[str, ...]
     summary: str
+    min_strength: float = 0.0
 
 
 STEPS: dict[str, Step] = {
@@ -53,7 +57,9 @@ STEPS: dict[str, Step] = {
         Step("deblur", ("motion-blur", "defocus"), "remove motion or defocus blur"),
         Step("denoise", ("noise",), "remove noise"),
         Step("dejpeg", ("jpeg",), "remove JPEG compression artefacts"),
-        Step("brighten", ("low-light",), "brighten a dark exposure"),
+        # A "mild low light" finding on a well-exposed photo, brightened, cost up to 27 dB in
+        # benchmarks/plan_order.py; only moderate or strong findings plan a brighten step.
+        Step("brighten", ("low-light",), "brighten a dark exposure", min_strength=0.33),
         Step("upscale", ("low-resolution",), "restore detail lost to low resolution"),
         Step("inpaint", ("missing-regions",), "fill in missing regions (needs --mask)"),
         Step("colorize", ("greyscale",), "add colour to a greyscale picture"),
@@ -61,7 +67,7 @@ STEPS: dict[str, Step] = {
 }
 LABEL_STEP = {label: step.name for step in STEPS.values() for label in step.labels}
 DEFAULT_BUDGET = 6
-MIN_GAIN = 0.02  # summed analyzer probability a step must remove to count as an improvement
+MIN_GAIN = 0.02  # damage (see :func:`damage`) a step must remove to count as an improvement
 
 
 def _load_order() -> tuple[str, ...]:
@@ -138,9 +144,6 @@ class Pool:
             if index.get("fixes"):
                 candidates.append(_network(index.get("name", path.name), index, _lazy_pipeline(pipe, path)))
         notes = {}
-        candidates.append(
-            Candidate("auto-exposure", ("brighten",), "classical", lambda img, s, p: auto_exposure(img), 40)
-        )
         if mask is not None:
             candidates.append(
                 Candidate("opencv-telea", ("inpaint",), "classical", lambda img, s, p: inpaint(img, mask), 10)
@@ -177,16 +180,6 @@ def _lazy_pipeline(main, path):
         return cache["pipe"]
 
     return get
-
-
-def auto_exposure(img: np.ndarray, target: float = 0.45) -> np.ndarray:
-    """A global gamma that brings the mean luma to ``target``: the classical fallback for
-    ``brighten`` when a network's attempt is rolled back."""
-    luma = float(np.clip(img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32), 1e-4, 1).mean())
-    if luma >= target:
-        return img
-    gamma = np.log(target) / np.log(luma)
-    return np.clip(img, 0, 1) ** np.float32(gamma)
 
 
 def inpaint(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -272,13 +265,22 @@ class PlanResult:
 
 # -- the planner -----------------------------------------------------------------------------
 def damage(analysis) -> float:
-    """The analyzer's measure of what is wrong: summed probability over every label."""
-    return float(sum(f.probability for f in analysis.findings))
+    """The analyzer's measure of what is wrong: probability × strength, summed over every label.
+
+    Strength counts because a step that turns strong JPEG artefacts into mild ones leaves the
+    probability near 1 (a summed probability called such steps failures in
+    benchmarks/plan_order.py and rolled back good restorations).
+    """
+    return float(sum(f.probability * f.strength for f in analysis.findings))
 
 
 def steps_for(analysis, order: tuple[str, ...] = ORDER) -> list[str]:
     """The detected degradations as steps, in the measured order."""
-    wanted = {LABEL_STEP[f.name] for f in analysis.detected if f.name in LABEL_STEP}
+    wanted = {
+        LABEL_STEP[f.name]
+        for f in analysis.detected
+        if f.name in LABEL_STEP and f.strength >= STEPS[LABEL_STEP[f.name]].min_strength
+    }
     return [s for s in order if s in wanted]
 
 
