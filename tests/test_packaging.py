@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import zipfile
@@ -39,6 +40,10 @@ def test_wheel_ships_every_bundle(tmp_path):
         for rel in ("model_index.json", "predictor/config.json", "predictor/model.safetensors"):
             assert f"m3restore/bundles/{bundle}/{rel}" in names
     assert "m3restore/cli.py" in names
+    assert "m3restore/pipeline/step_order.json" in names  # the planner's measured order
+    index = json.loads((ROOT / "weights" / "m3restore-base" / "model_index.json").read_text())
+    for component in index["components"]:  # refiner, analyzer, text vectors too
+        assert f"m3restore/bundles/m3restore-base/{component}/model.safetensors" in names
 
 
 def test_search_path_covers_installed_and_source_layouts():
