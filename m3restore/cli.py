@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, highlight=False)
-DEFAULT_PLAN = "none"  # measured: --plan auto loses to one pass on fresh mixed damage (docs/PLAN_ORDER_SEED1.md)
+DEFAULT_PLAN = "none"  # --plan auto does not reliably beat one pass yet: docs/PLAN_ORDER_SEED*.md
 PARTIAL_EXIT = 3  # restored, but a planned step could not be done by any installed model
 DEFAULT_STEPS = 0  # predictor only: see README "Diffusion refinement" for the measurements behind it
 out = Console(highlight=False)

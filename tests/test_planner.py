@@ -247,3 +247,37 @@ def test_mild_low_light_plans_no_brighten_step():
     mild = Analysis([Finding("low-light", 0.9, 0.2, True), Finding("noise", 0.9, 0.2, True)])
     strong = Analysis([Finding("low-light", 0.9, 0.5, True)])
     assert steps_for(mild) == ["denoise"] and steps_for(strong) == ["brighten"]
+
+
+def test_one_network_first_for_several_steps_gets_one_joint_pass():
+    calls = []
+
+    def fixes_both(img, step, prompt):
+        calls.append((step, prompt))
+        out = img.copy()
+        out[0, 0, FLAGS["noise"]] = out[0, 0, FLAGS["motion-blur"]] = 0
+        return out
+
+    pool = [Candidate("all-in-one", ("denoise", "deblur"), "network", fixes_both)]
+    result = planner(pool).run(picture("noise", "motion-blur"), "auto")
+    assert len(calls) == 1 and "noise" in calls[0][1] and "motion blur" in calls[0][1]
+    assert result.report.records[0].step == "+".join(s for s in ORDER if s in ("denoise", "deblur"))
+    assert result.report.records[0].kept and result.image[0, 0].tolist() == [0, 0, 0]
+
+
+def test_a_rolled_back_joint_pass_falls_back_to_single_steps():
+    calls = []
+
+    def only_one_at_a_time(img, step, prompt):
+        calls.append(step)
+        out = img.copy()
+        if "+" in step:
+            out[0, 0, FLAGS["jpeg"]] = 1  # the joint pass makes things worse
+        else:
+            out[0, 0, FLAGS["noise" if step == "denoise" else "motion-blur"]] = 0
+        return out
+
+    pool = [Candidate("all-in-one", ("denoise", "deblur"), "network", only_one_at_a_time)]
+    result = planner(pool).run(picture("noise", "motion-blur"), "auto")
+    assert "+" in calls[0] and sorted(calls[1:]) == ["deblur", "denoise"]
+    assert sorted(result.report.kept_steps()) == ["deblur", "denoise"]

@@ -11,7 +11,8 @@
 3. **Choose** — each step draws candidates from the :class:`Pool`: every installed bundle whose
    ``model_index.json`` declares ``"fixes"`` (the shipped all-in-one predictor, with that
    step's words as its prompt, and any specialist dropped into the weights search path), and
-   classical tools that declare the step (OpenCV inpainting given a mask).
+   classical tools that declare the step (OpenCV inpainting given a mask). When one network is
+   the first choice for several planned steps, it first gets one joint pass told all of them.
 4. **Verify** — after each step the analyzer looks again. A step that leaves the image no
    better by the analyzer's measure (probability × strength of every damage it can see) is
    rolled back and the next candidate is tried. The run re-plans from the new findings and stops
@@ -376,6 +377,11 @@ class Planner:
         report.planned = list(todo)
         tried: set[str] = set()
         while todo:
+            joint = self._joint(img, todo, analysis, content, report, tried) if fixed is None else None
+            if joint is not None:
+                img, analysis = joint
+                todo = [s for s in steps_for(analysis, self.order) if s not in tried]
+                continue
             step = todo.pop(0)
             tried.add(step)
             candidates = self.pool.for_step(step)
@@ -410,6 +416,45 @@ class Planner:
         report.final_findings = [f.to_dict() for f in analysis.detected]
         report.passthrough = not report.kept_steps()
         return PlanResult(img, report)
+
+    def _joint(self, img, todo: list[str], analysis, content: str, report: PlanReport, tried: set[str]):
+        """One pass for every planned step whose first choice is the same multi-step network.
+
+        An all-in-one predictor trained on mixtures restores mixed damage better in one pass,
+        told everything at once, than in one pass per damage (docs/PLAN_ORDER.md). The joint
+        pass is verified like any step; if it is rolled back, the steps run one by one.
+        Returns the new (image, analysis) when the joint pass is kept, else None.
+        """
+        first = {s: c[0] for s in todo if (c := self.pool.for_step(s))}
+        lead = first.get(todo[0])
+        group = [s for s in todo if first.get(s) is lead]
+        key = "+".join(group)
+        if lead is None or len(lead.steps) < 2 or len(group) < 2 or key in tried:
+            return None
+        if len(report.records) >= self.budget:
+            return None
+        tried.add(key)
+        words = [step_prompt(s, analysis)[0] for s in group]
+        prompt = ", ".join([*words, content] if content else words)
+        why = "; ".join(step_prompt(s, analysis)[1] for s in group)
+        t0 = time.perf_counter()
+        out = lead.run(img, key, prompt)
+        seconds = time.perf_counter() - t0
+        report.restore_seconds += seconds
+        a0 = report.analyzer_seconds
+        after = self.analyze(out, report)
+        before_damage, after_damage = damage(analysis), damage(after)
+        kept = after_damage <= before_damage - MIN_GAIN
+        report.records.append(
+            StepRecord(
+                key, lead.describe(), prompt, why, before_damage, after_damage, kept, seconds,
+                report.analyzer_seconds - a0, [f.to_dict() for f in after.detected],
+            )
+        )  # fmt: skip
+        if not kept:
+            return None
+        tried.update(group)
+        return out, after
 
 
 def _mode(plan) -> str:
