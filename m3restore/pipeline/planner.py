@@ -392,22 +392,9 @@ class Planner:
                     report.budget_spent = True
                     break
                 prompt, why = step_prompt(step, analysis, content)
-                t0 = time.perf_counter()
-                out = candidate.run(img, step, prompt)
-                seconds = time.perf_counter() - t0
-                report.restore_seconds += seconds
-                a0 = report.analyzer_seconds
-                after = self.analyze(out, report)
-                before_damage, after_damage = damage(analysis), damage(after)
-                kept = after_damage <= before_damage - MIN_GAIN
-                report.records.append(
-                    StepRecord(
-                        step, candidate.describe(), prompt, why, before_damage, after_damage, kept, seconds,
-                        report.analyzer_seconds - a0, [f.to_dict() for f in after.detected],
-                    )
-                )  # fmt: skip
-                if kept:
-                    img, analysis = out, after
+                result = self._attempt(img, step, candidate, prompt, why, analysis, report)
+                if result is not None:
+                    img, analysis = result
                     break
             if report.budget_spent:
                 break
@@ -437,8 +424,15 @@ class Planner:
         words = [step_prompt(s, analysis)[0] for s in group]
         prompt = ", ".join([*words, content] if content else words)
         why = "; ".join(step_prompt(s, analysis)[1] for s in group)
+        result = self._attempt(img, key, lead, prompt, why, analysis, report)
+        if result is not None:
+            tried.update(group)
+        return result
+
+    def _attempt(self, img, step: str, candidate: Candidate, prompt: str, why: str, analysis, report: PlanReport):
+        """Run one candidate, let the analyzer judge it, record it; (image, analysis) if kept."""
         t0 = time.perf_counter()
-        out = lead.run(img, key, prompt)
+        out = candidate.run(img, step, prompt)
         seconds = time.perf_counter() - t0
         report.restore_seconds += seconds
         a0 = report.analyzer_seconds
@@ -447,14 +441,11 @@ class Planner:
         kept = after_damage <= before_damage - MIN_GAIN
         report.records.append(
             StepRecord(
-                key, lead.describe(), prompt, why, before_damage, after_damage, kept, seconds,
+                step, candidate.describe(), prompt, why, before_damage, after_damage, kept, seconds,
                 report.analyzer_seconds - a0, [f.to_dict() for f in after.detected],
             )
         )  # fmt: skip
-        if not kept:
-            return None
-        tried.update(group)
-        return out, after
+        return (out, after) if kept else None
 
 
 def _mode(plan) -> str:
