@@ -501,7 +501,7 @@ def plan_command(
 
     from m3restore.io import list_images, read_image
     from m3restore.pipeline.batch import plan_table
-    from m3restore.pipeline.planner import Planner, Pool, parse_plan
+    from m3restore.pipeline.planner import Planner, Pool, parse_plan, read_mask
     from m3restore.pipeline.restore import load_pipeline
 
     try:
@@ -511,8 +511,7 @@ def plan_command(
     if steps == "none":
         fail("--plan none has nothing to show: it is one all-in-one pass", 2)
     pipe = load_pipeline(weights, device="cpu", dtype="fp32")
-    mask_pixels = read_image(mask).rgb().max(axis=2) > 0.5 if mask is not None else None
-    planner = Planner(pipe, Pool.discover(pipe, mask=mask_pixels))
+    planner = Planner(pipe, Pool.discover(pipe, mask=read_mask(mask)))
     results, failed = [], 0
     for path in list_images(inputs, recursive=recursive):
         try:

@@ -38,14 +38,20 @@ def make_sampler(name: str, config):
     which matters when only a few steps are taken (Lin et al., WACV 2024)."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
+    check_sampler(name)
     common = dict(_base_config(config), timestep_spacing="trailing")
     if name == "ddim":  # Song et al., ICLR 2021, deterministic (eta = 0)
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
     if name == "dpm-solver++":  # Lu et al., 2022, second-order multistep
         return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
-    if name == "euler":  # Karras et al., NeurIPS 2022, Algorithm 2 without churn
-        return EulerDiscreteScheduler(**common)
-    raise ConfigError(f"--sampler {name}: unknown; valid: {', '.join(SAMPLERS)}")
+    # euler: Karras et al., NeurIPS 2022, Algorithm 2 without churn
+    return EulerDiscreteScheduler(**common)
+
+
+def check_sampler(name: str) -> str:
+    if name not in SAMPLERS:
+        raise ConfigError(f"--sampler {name}: unknown; valid: {', '.join(SAMPLERS)}")
+    return name
 
 
 def check_steps(steps: int) -> int:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Availability", "cache_dir", "display_path"]
+__all__ = ["Availability", "cache_dir", "display_path", "locate_weights"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,24 @@ def display_path(path: Path) -> str:
         return "~/" + Path(path).resolve().relative_to(Path.home().resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def locate_weights(
+    metric: str, option: str, path: str | Path | None, default_files: tuple[str, ...], missing: str
+) -> tuple[Availability, Path | None]:
+    """``(availability, file)`` for a metric's network: an explicit ``path`` (``--option``) must
+    exist; otherwise the first of ``default_files`` in :func:`cache_dir`; otherwise unavailable,
+    with ``missing`` (e.g. "no weights") naming what was not found."""
+    from m3restore.errors import WeightsError
+
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsError(f"{option} {path}: no such file")
+        return Availability(True, f"{metric}: {p.name}"), p
+    for name in default_files:
+        candidate = cache_dir() / name
+        if candidate.is_file():
+            return Availability(True, f"{metric}: {display_path(candidate)}"), candidate
+    where = display_path(cache_dir() / default_files[0])
+    return Availability(False, f"{metric}: unavailable ({missing} at {where}; pass {option} FILE)"), None

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from m3restore.errors import DataError, WeightsError
-from m3restore.evaluation.extras import Availability, cache_dir, display_path
+from m3restore.evaluation.extras import Availability, locate_weights
 
 __all__ = [
     "DEFAULT_FILES",
@@ -156,14 +156,4 @@ class FeatureNetwork:
 
 def fid_availability(path: str | Path | None = None) -> tuple[Availability, Path | None]:
     """``(availability, network file)``: an explicit ``path`` must exist; else the cache is searched."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise WeightsError(f"--fid-weights {path}: no such file")
-        return Availability(True, f"FID: {p.name}"), p
-    for name in DEFAULT_FILES:
-        candidate = cache_dir() / name
-        if candidate.is_file():
-            return Availability(True, f"FID: {display_path(candidate)}"), candidate
-    where = display_path(cache_dir() / DEFAULT_FILES[0])
-    return Availability(False, f"FID: unavailable (no feature network at {where}; pass --fid-weights FILE)"), None
+    return locate_weights("FID", "--fid-weights", path, DEFAULT_FILES, "no feature network")

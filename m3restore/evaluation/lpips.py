@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from m3restore.errors import DataError, WeightsError
-from m3restore.evaluation.extras import Availability, cache_dir, display_path
+from m3restore.evaluation.extras import Availability, locate_weights
 
-__all__ = ["LPIPS", "DEFAULT_FILES", "BACKBONES", "default_weights", "load_lpips", "lpips_availability"]
+__all__ = ["LPIPS", "DEFAULT_FILES", "BACKBONES", "load_lpips", "lpips_availability"]
 
 #: Files looked for in the cache folder, in this order.
 DEFAULT_FILES = ("lpips-alex.safetensors", "lpips-vgg.safetensors", "lpips-alex.pth", "lpips-vgg.pth")
@@ -191,24 +191,6 @@ def load_lpips(path: str | Path, device: str | torch.device = "cpu") -> LPIPS:
     return model.to(device).eval()
 
 
-def default_weights() -> Path | None:
-    """The first of :data:`DEFAULT_FILES` present in the cache folder, or None."""
-    folder = cache_dir()
-    for name in DEFAULT_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
 def lpips_availability(path: str | Path | None = None) -> tuple[Availability, Path | None]:
     """``(availability, weights file)``: an explicit ``path`` must exist; otherwise the cache is searched."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise WeightsError(f"--lpips-weights {path}: no such file")
-        return Availability(True, f"LPIPS: {p.name}"), p
-    found = default_weights()
-    if found is None:
-        where = display_path(cache_dir() / DEFAULT_FILES[0])
-        return Availability(False, f"LPIPS: unavailable (no weights at {where}; pass --lpips-weights FILE)"), None
-    return Availability(True, f"LPIPS: {display_path(found)}"), found
+    return locate_weights("LPIPS", "--lpips-weights", path, DEFAULT_FILES, "no weights")

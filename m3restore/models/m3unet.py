@@ -165,6 +165,11 @@ class M3UNet(nn.Module):
             for block in seq:
                 block.attention.window = max(1, pixels // scale) if pixels else 0
 
+    @property
+    def multiple(self) -> int:
+        """Input sides must be a multiple of this (the pipeline pads to it)."""
+        return self.config.multiple
+
     # -- conditioning -------------------------------------------------------------------------
     def _text(self, text, batch: int, device, dtype):
         """Tokens, mask and conditioning vector, with the learned null text where absent."""

@@ -134,11 +134,11 @@ def restore_paths(
 
     console = console or Console(stderr=True)
     _parse_tile(tile)  # a bad --tile fails before minutes of loading
-    from m3restore.pipeline.planner import parse_plan
+    from m3restore.pipeline.planner import parse_plan, read_mask
 
     plan = parse_plan(plan)
     sampling = sampling or Sampling()
-    mask_pixels = read_image(mask).rgb().max(axis=2) > 0.5 if mask is not None else None
+    mask_pixels = read_mask(mask)
     if uncertainty is not None and sampling.samples < 2:
         raise ConfigError("--uncertainty needs --samples 2 or more (the map is the spread of the samples)")
     jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite)

@@ -25,6 +25,7 @@ planner).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -183,6 +184,13 @@ def _lazy_pipeline(main, path):
     return get
 
 
+def read_mask(path) -> np.ndarray | None:
+    """The ``--mask`` image as an HxW bool array (white = missing); None without a path."""
+    from m3restore.io import read_image
+
+    return read_image(path).rgb().max(axis=2) > 0.5 if path is not None else None
+
+
 def inpaint(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """OpenCV's Telea inpainting of the pixels where ``mask`` is set (HxW, any non-zero value)."""
     import cv2
@@ -287,16 +295,23 @@ def steps_for(analysis, order: tuple[str, ...] = ORDER) -> list[str]:
 
 def user_request(prompt: str | None) -> tuple[list[str], str]:
     """Steps for the degradations the user's words name (not negated) and their content words."""
+    if not prompt:
+        return [], ""
+    steps, content, messages = _parse_request(prompt)
+    for message in messages:  # the same warnings a one-pass restore gives about the words
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return list(steps), content
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_request(prompt: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """Cleaning (spelling, keywords) is slow; a folder run parses its one prompt once."""
     from m3restore.caption.degradation import FOLD
     from m3restore.caption.prompt import merge_prompt
 
-    if not prompt:
-        return [], ""
     merged = merge_prompt(prompt, None, auto=False)
-    for message in merged.warnings:  # the same warnings a one-pass restore gives about the words
-        warnings.warn(message, UserWarning, stacklevel=3)
     steps = [LABEL_STEP[FOLD.get(n, n)] for n in merged.degradations if FOLD.get(n, n) in LABEL_STEP]
-    return list(dict.fromkeys(steps)), merged.content
+    return tuple(dict.fromkeys(steps)), merged.content, tuple(merged.warnings)
 
 
 def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
@@ -421,9 +436,9 @@ class Planner:
         if len(report.records) >= self.budget:
             return None
         tried.add(key)
-        words = [step_prompt(s, analysis)[0] for s in group]
+        words, reasons = zip(*(step_prompt(s, analysis) for s in group))
         prompt = ", ".join([*words, content] if content else words)
-        why = "; ".join(step_prompt(s, analysis)[1] for s in group)
+        why = "; ".join(reasons)
         result = self._attempt(img, key, lead, prompt, why, analysis, report)
         if result is not None:
             tried.update(group)

@@ -56,11 +56,10 @@ class Sampling:
     guidance: float = 1.0
 
     def __post_init__(self) -> None:
-        from m3restore.diffusion.refine import SAMPLERS, check_steps
+        from m3restore.diffusion.refine import check_sampler, check_steps
 
         check_steps(self.steps)
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"--sampler {self.sampler}: unknown; valid: {', '.join(SAMPLERS)}")
+        check_sampler(self.sampler)
         if self.samples < 1:
             raise ConfigError(f"--samples {self.samples}: must be at least 1")
         if self.samples > 1 and self.steps == 0:
@@ -206,8 +205,8 @@ class RestorePipeline:
     # -- restore ----------------------------------------------------------------------------
     @property
     def multiple(self) -> int:
-        m = self._fp32.config.multiple
-        return math.lcm(m, self._refiner_fp32.multiple) if self._refiner_fp32 is not None else m
+        nets = [self._fp32] + ([self._refiner_fp32] if self._refiner_fp32 is not None else [])
+        return math.lcm(*(net.multiple for net in nets))
 
     def __call__(
         self,

@@ -69,26 +69,14 @@ def build_train_dataset(cfg: TrainConfig):
     parts, weights = [], []
     for i, source in enumerate(cfg.sources):
         seed = cfg.seed * 1000 + i
+        synthetic = dict(
+            augment=cfg.augment, seed=seed, prompt_dropout=cfg.prompt_dropout, length=cfg.samples_per_epoch
+        )
         if source.kind == "clean":
             images = ds.clean_images(_need(source.root, "root", source))
-            part = ds.SyntheticDataset(
-                images,
-                source.degrade,
-                cfg.crop,
-                augment=cfg.augment,
-                seed=seed,
-                prompt_dropout=cfg.prompt_dropout,
-                length=cfg.samples_per_epoch,
-            )
+            part = ds.SyntheticDataset(images, source.degrade, cfg.crop, **synthetic)
         elif source.kind == "text":
-            part = ds.RenderedTextDataset(
-                source.degrade,
-                cfg.crop,
-                augment=cfg.augment,
-                seed=seed,
-                prompt_dropout=cfg.prompt_dropout,
-                length=cfg.samples_per_epoch,
-            )
+            part = ds.RenderedTextDataset(source.degrade, cfg.crop, **synthetic)
         else:
             pairs = _pairs_for(source)
             kwargs = {"prompt": source.prompt} if source.prompt else {}

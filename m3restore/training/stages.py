@@ -132,10 +132,9 @@ def evaluate_psnr(stage: PredictorStage, net, encoder, items, device) -> float:
     was_training = net.training
     net.eval()
     prompts = TrainingPrompts(encoder)
-    multiple = net.multiple if hasattr(net, "multiple") else net.config.multiple
     scores = []
     for item in items:
-        x, (h, w) = _pad(item["input"][None].to(device), multiple)
+        x, (h, w) = _pad(item["input"][None].to(device), net.multiple)
         text = prompts.encode([item["prompt"]]).to(device)
         y = stage.restore(net, x, text)[..., :h, :w]
         scores.append(_psnr_8bit(y, item["target"][None].to(device)))
