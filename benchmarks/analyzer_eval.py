@@ -84,12 +84,12 @@ def _legs(tr: dict) -> str:
     legs = tr.get("legs") or []
     if len(legs) < 2:
         return ""
-    a, b = legs[0], legs[1]
-    return (
-        f" (leg 1: {a['iterations']} iterations, {a['cpu_seconds'] / 60:.1f} CPU minutes, blur kinds could combine; "
-        f"leg 2: warm start, {b['iterations']} iterations, {b['cpu_seconds'] / 60:.1f} CPU minutes, at most one of "
-        "motion blur, defocus and low resolution per sample, since each hides the others)"
-    )
+    parts = [
+        f"leg {i}: {leg['iterations']} iterations, {leg['cpu_seconds'] / 60:.1f} CPU minutes"
+        + (f", {leg['note']}" if leg.get("note") else "")
+        for i, leg in enumerate(legs, 1)
+    ]
+    return " (" + "; ".join(parts) + ")"
 
 
 def card_section(result: dict, model, bundle) -> str:
@@ -102,8 +102,9 @@ def card_section(result: dict, model, bundle) -> str:
         "",
         f"Component `analyzer` (`DegradationAnalyzer`, {params:,} parameters, `m3restore/caption/degradation.py`): a",
         "small CNN that reads up to six 128-pixel crops at the photo's native resolution, a 96-pixel",
-        "thumbnail of the whole photo and 14 full-resolution statistics per crop (high-pass energy, a noise",
-        "estimate, 8×8 JPEG blockiness, gradient anisotropy, brightness, saturation …), and outputs, for",
+        f"thumbnail of the whole photo and {model.config.stats} full-resolution statistics per crop (high-pass "
+        "energy, a noise estimate, 8×8 JPEG blockiness, gradient anisotropy, brightness, saturation, the",
+        "upscaling grid's phase contrast and the power in spectral bands around the x2 and x4 cut-offs …), and outputs, for",
         "eight labels, a probability and a strength. `m3restore caption` prints its findings; `m3restore",
         'restore` puts them into the prompt in the predictor\'s training form ("mild noise, strong motion blur").',
         "",

@@ -62,6 +62,40 @@ def test_statistics_react_to_blocks_noise_and_colour():
     assert grey[11] == 0 and clean[11] > 0.5  # share of coloured pixels
 
 
+def test_resampling_statistics_tell_upscaling_from_blur():
+    """An x4 upscale leaves its sample grid (phase contrast) and a spectral cliff a Gaussian blur lacks."""
+    import cv2
+
+    from m3restore.data.degrade import degrade
+
+    rng = np.random.default_rng(3)
+    img = cv2.GaussianBlur(rng.random((256, 256, 3), dtype=np.float32), (0, 0), 1.0)
+    img = (img - img.min()) / (img.max() - img.min())
+    small = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA)
+    up = cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC)[:128, :128]
+    blurred = degrade(img, "gaussian-blur:2", np.random.default_rng(0))[0][:128, :128]
+    s_up, s_blur, s_clean = crop_statistics(up), crop_statistics(blurred), crop_statistics(img[:128, :128])
+    assert s_up[15] > s_blur[15] + 0.5  # period-4 phase contrast
+    white = crop_statistics(np.random.default_rng(2).random((128, 128, 3), dtype=np.float32))
+    assert np.abs(white[16:]).max() < 0.2  # white noise: flat spectrum
+    assert s_blur[-1] < s_clean[-1] - 1  # blur empties the top band
+    assert s_up[-1] > s_blur[-1] + 1  # the upscaler's floor: a cliff, not a roll-off
+
+
+def test_widening_keeps_an_old_analyzer_exact():
+    torch.manual_seed(0)
+    old = DegradationAnalyzer(AnalyzerConfig(width=8, hidden=16, stats=14)).eval()
+    wide = ta.widen_statistics(old).eval()
+    assert wide.config.stats == N_STATS and ta.widen_statistics(wide) is wide
+    local, thumbs, stats = prepare_inputs(textured(150, 170), wide.config)
+    with torch.no_grad():
+        a = old(local, thumbs, stats[:, :14])
+        b = wide(local, thumbs, stats)
+    assert torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])
+    # and an old bundle still reads its own 14 statistics
+    assert prepare_inputs(textured(150, 170), old.config)[2].shape[1] == 14
+
+
 def test_analyze_gives_every_label_and_a_canonical_sentence(model):
     result = analyze(model, textured(64, 80))
     assert [f.name for f in result.findings] == list(LABELS)

@@ -68,8 +68,13 @@ LABELS = (
 #: Registry degradations reported under another label.
 FOLD = {"gaussian-blur": "defocus", "poisson": "noise"}
 
-#: Number of hand-made statistics per crop (see :func:`crop_statistics`).
-N_STATS = 14
+#: Number of hand-made statistics per crop (see :func:`crop_statistics`). Bundles trained before
+#: the resampling statistics were added read only the first 14 (their config says ``stats: 14``).
+N_STATS = 22
+
+#: Frequency bands (cycles per pixel) of the row and column power spectra, see :func:`_spectrum_bands`.
+#: Their edges sit on the cut-offs of x2 (0.25) and x4 (0.125) upscaling.
+_BANDS = ((0.03, 0.0625), (0.0625, 0.11), (0.14, 0.22), (0.22, 0.25), (0.25, 0.28), (0.3, 0.4), (0.4, 0.5))
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -172,6 +177,37 @@ def _blockiness(y: np.ndarray) -> float:
     return out / 2
 
 
+def _phase_contrast(y: np.ndarray, period: int) -> float:
+    """How unevenly curvature falls on the ``period`` pixel phases (an upscaled photo's sample grid)."""
+    out = 0.0
+    for axis in (0, 1):
+        d2 = np.abs(np.diff(y, n=2, axis=axis)).mean(axis=1 - axis)
+        n = (len(d2) // period) * period
+        phases = d2[:n].reshape(-1, period).mean(axis=0)
+        out += float(np.log((phases.max() + 1e-5) / (phases.min() + 1e-5)))
+    return out / 2
+
+
+def _spectrum_bands(y: np.ndarray) -> np.ndarray:
+    """Log power in each of :data:`_BANDS` relative to the first, from Hann-windowed row and column spectra.
+
+    Upscaling leaves a cliff at its cut-off (0.25 cycles/pixel for x2, 0.125 for x4) where blur
+    rolls off smoothly; noise lifts the top bands; compression empties the middle ones."""
+    power = 0.0
+    for axis in (0, 1):
+        n = y.shape[axis]
+        window = np.hanning(n).astype(np.float32)
+        centred = y - y.mean(axis=axis, keepdims=True)
+        shaped = window[:, None] if axis == 0 else window[None, :]
+        spec = np.abs(np.fft.rfft(centred * shaped, axis=axis)) ** 2
+        power = power + np.interp(_FREQS, np.fft.rfftfreq(n), spec.mean(axis=1 - axis))
+    energy = np.array([power[(_FREQS >= a) & (_FREQS < b)].mean() for a, b in _BANDS]) + 1e-10
+    return np.log(energy[1:] / energy[0]) / 4
+
+
+_FREQS = np.linspace(0.0, 0.5, 129)
+
+
 def crop_statistics(crop: np.ndarray) -> np.ndarray:
     """:data:`N_STATS` numbers about one float32 RGB crop in [0, 1] (roughly unit scale)."""
     y = crop @ _LUMA
@@ -206,6 +242,9 @@ def crop_statistics(crop: np.ndarray) -> np.ndarray:
             float((sat > 2 / 255).mean()),
             dark * 4,
             flat * 4,
+            _phase_contrast(y, 2) * 4,
+            _phase_contrast(y, 4) * 2,
+            *_spectrum_bands(y),
         ],
         np.float32,
     )
@@ -248,7 +287,7 @@ def prepare_inputs(
     thumb = thumbnail(image, config.global_size)
     local = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
     thumbs = torch.from_numpy(thumb.transpose(2, 0, 1).copy())[None].expand(len(crops), -1, -1, -1)
-    stats = torch.from_numpy(np.stack([crop_statistics(k) for k in crops]))
+    stats = torch.from_numpy(np.stack([crop_statistics(k)[: config.stats] for k in crops]))
     return local, thumbs.contiguous(), stats
 
 

@@ -41,6 +41,7 @@ import torch
 from m3restore.caption.degradation import (
     FOLD,
     LABELS,
+    N_STATS,
     AnalyzerConfig,
     DegradationAnalyzer,
     analyze,
@@ -217,7 +218,7 @@ class SampleMaker:
         thumb_clean = thumbnail(np.ascontiguousarray(photo), cfg.global_size)
         thumb, _ = apply_chain(thumb_clean, global_names, rng, values)
         present, strength, pmask, smask = targets(record, grey=grey, real_blur=real)
-        return Sample(local, thumb.astype(np.float32), crop_statistics(local), present, strength, pmask, smask)
+        return Sample(local, thumb.astype(np.float32), crop_statistics(local)[: cfg.stats], present, strength, pmask, smask)
 
 
 def _random_region(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -391,6 +392,23 @@ def evaluate_real_blur(model: DegradationAnalyzer, blurred: list[Path], sharp: l
 
 
 # -- training --------------------------------------------------------------------------------
+def widen_statistics(model: DegradationAnalyzer) -> DegradationAnalyzer:
+    """A copy of ``model`` that reads all :data:`N_STATS` statistics and computes exactly what it did.
+
+    An analyzer trained on fewer statistics (an older bundle) gets zero weights for the new ones,
+    so a warm start begins from the old function and learns to use them."""
+    old = model.config.stats
+    if old >= N_STATS:
+        return model
+    config = AnalyzerConfig(**{**vars(model.config), "stats": N_STATS})
+    wide = DegradationAnalyzer(config)
+    state = model.state_dict()
+    weight = state["stats.0.weight"]
+    state["stats.0.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], N_STATS - old)], dim=1)
+    wide.load_state_dict(state)
+    return wide
+
+
 def run(
     out_dir: str | Path,
     *,
@@ -405,7 +423,7 @@ def run(
     add_to: str | None = None,
     init: str | None = None,
     eval_per_photo: int = 12,
-    calibration_samples: int = 240,
+    calibration_samples: int = 600,
     log=print,
 ) -> Path:
     """The ``--stage analyzer`` entry point: train, evaluate on held-out photos, export a bundle."""
@@ -431,7 +449,7 @@ def run(
     if init:
         from m3restore.weights import open_bundle
 
-        model = open_bundle(init).load("analyzer")
+        model = widen_statistics(open_bundle(init).load("analyzer"))
         model.config.thresholds = (0.5,) * len(LABELS)
         config = model.config
         log(f"warm start from {init}")
