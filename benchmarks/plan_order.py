@@ -134,10 +134,23 @@ def main(argv=None) -> int:
     planner = Planner(pipe, order=tuple(order) + tuple(s for s in STEPS if s not in order))
     rows = {"plan auto": [], "plan none": []}
     fixed: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    per_image = []
     for item in check_items:
         result = planner.run(item["input"], "auto")
         rows["plan auto"].append(score(result.image, item["clean"]))
         rows["plan none"].append(score(pipe(item["input"], None, auto_prompt=True), item["clean"]))
+        per_image.append(
+            {
+                "index": item["index"],
+                "true": [a.to_dict() for a in item["record"]],
+                "found": result.report.findings,
+                "steps": [(r.step, r.prompt, r.kept) for r in result.report.records],
+                "none_prompt": pipe.last.prompt,
+                "auto": rows["plan auto"][-1][0],
+                "none": rows["plan none"][-1][0],
+                "best_order": max(p for p, _ in item["orders"].values()),
+            }
+        )
         for perm in itertools.permutations(kinds):
             sub = tuple(s for s in perm if s in item["steps"])
             fixed.setdefault(perm, []).append(item["orders"][sub])
@@ -209,6 +222,7 @@ def main(argv=None) -> int:
         "pairwise_advantage_db": {f"{a}>{b}": v for (a, b), v in advantage.items()},
         "results": summary,
         "overhead": overhead,
+        "per_image": per_image,
     }
     write_text(Path(args.out) / f"{args.name}.md", text)
     write_text(Path(args.out) / f"{args.name.lower()}.json", json.dumps(payload, indent=2) + "\n")

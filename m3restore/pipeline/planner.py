@@ -15,8 +15,9 @@
    the first choice for several planned steps, it first gets one joint pass told all of them.
 4. **Verify** — after each step the analyzer looks again. A step that leaves the image no
    better by the analyzer's measure (probability × strength of every damage it can see) is
-   rolled back and the next candidate is tried. The run re-plans from the new findings and stops
-   when nothing fixable is left or the step budget is spent.
+   rolled back and the next candidate is tried. The run re-plans from the new findings (dropping
+   what is fixed; steps first seen in a network's output are not added, see ``Planner._replan``)
+   and stops when nothing fixable is left or the step budget is spent.
 
 Everything is recorded in a :class:`PlanReport` for ``--explain`` and ``--json``.
 ``plan="none"`` is one all-in-one pass with the automatic prompt (the behaviour without a
@@ -395,7 +396,7 @@ class Planner:
             joint = self._joint(img, todo, analysis, content, report, tried) if fixed is None else None
             if joint is not None:
                 img, analysis = joint
-                todo = [s for s in steps_for(analysis, self.order) if s not in tried]
+                todo = self._replan(analysis, report, tried)
                 continue
             step = todo.pop(0)
             tried.add(step)
@@ -414,10 +415,20 @@ class Planner:
             if report.budget_spent:
                 break
             if fixed is None:  # re-plan from what the analyzer sees now
-                todo = [s for s in steps_for(analysis, self.order) if s not in tried]
+                todo = self._replan(analysis, report, tried)
         report.final_findings = [f.to_dict() for f in analysis.detected]
         report.passthrough = not report.kept_steps()
         return PlanResult(img, report)
+
+    def _replan(self, analysis, report: PlanReport, tried: set[str]) -> list[str]:
+        """The planned steps not yet tried that the analyzer still sees, in order.
+
+        A network's output is not a degraded photo, and the analyzer, trained on degraded
+        photos, reads its smoothness as blur: in benchmarks/plan_order.py, steps found only
+        after a restoration (mostly "deblur" after denoising) lowered PSNR. So re-planning
+        drops what is fixed and never adds what was not found in the input."""
+        still = steps_for(analysis, self.order)
+        return [s for s in report.planned if s in still and s not in tried]
 
     def _joint(self, img, todo: list[str], analysis, content: str, report: PlanReport, tried: set[str]):
         """One pass for every planned step whose first choice is the same multi-step network.
