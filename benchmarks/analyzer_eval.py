@@ -131,8 +131,13 @@ def card_section(result: dict, model, bundle) -> str:
         f"Component `analyzer` (`DegradationAnalyzer`, {params:,} parameters, `m3restore/caption/degradation.py`): a",
         "small CNN that reads up to six 128-pixel crops at the photo's native resolution, a 96-pixel",
         f"thumbnail of the whole photo and {model.config.stats} full-resolution statistics per crop (high-pass "
-        "energy, a noise estimate, 8×8 JPEG blockiness, gradient anisotropy, brightness, saturation, the",
-        "upscaling grid's phase contrast and the power in spectral bands around the x2 and x4 cut-offs …), and outputs, for",
+        "energy, a noise estimate, 8×8 JPEG blockiness, gradient anisotropy, brightness, saturation"
+        + (
+            ", the upscaling grid's phase contrast, the power in spectral bands around the x2 and x4 cut-offs"
+            if model.config.stats > 14
+            else ""
+        )
+        + " …), and outputs, for",
         "eight labels, a probability and a strength. `m3restore caption` prints its findings; `m3restore",
         'restore` puts them into the prompt in the predictor\'s training form ("mild noise, strong motion blur").',
         "",
