@@ -66,6 +66,7 @@ PHYSICAL_ORDER = (
 )
 GLOBAL = ("low-light", "greyscale", "missing-regions")
 VISIBLE = 0.15  # presence is not trained below this strength
+REAL_BLUR_STRENGTH = 0.17  # a real blurred frame's motion-blur strength target: mild (see targets())
 BLUR_KINDS = ("motion-blur", "defocus", "gaussian-blur")
 
 
@@ -164,7 +165,10 @@ def targets(record, *, grey: bool = False, real_blur: bool = False):
         present[g], strength[g], smask[g], pmask[g] = 1.0, 1.0, 1.0, 1.0
     if real_blur:
         m = LABELS.index("motion-blur")
-        present[m], pmask[m] = 1.0, 1.0  # strength unknown: smask stays as set by synthetic blur (none)
+        present[m], pmask[m] = 1.0, 1.0
+        # Its blur length is unknown; the severity the predictor restores it best with is "mild"
+        # (benchmarks/real_blur_severity.py: 21 of 27 GoPro training frames), so that is the target.
+        strength[m], smask[m] = REAL_BLUR_STRENGTH, 1.0
         for b in ("defocus",):
             pmask[LABELS.index(b)] = 0.0  # real frames can be a little out of focus too
     return present, strength, pmask, smask
