@@ -143,7 +143,7 @@ def card_section(result: dict, model, bundle) -> str:
         "",
         f"Trained by `m3restore train --stage analyzer --root ../shared/data/train_clean --input "
         f"../shared/data/gopro_GOPR0372/train/blur --target ../shared/data/gopro_GOPR0372/train/sharp` on this "
-        f"project's shared 2-core CPU (one thread, nice 5): {tr.get('iterations', '?')} iterations of batch "
+        f"project's shared 2-core CPU (nice 5; one thread unless a leg says otherwise): {tr.get('iterations', '?')} iterations of batch "
         f"{tr.get('batch_size', '?')}, {(tr.get('cpu_seconds') or 0) / 60:.1f} CPU minutes in all"
         + _legs(tr)
         + ". Every sample is a fresh random degradation "
