@@ -143,7 +143,8 @@ def card_section(result: dict, model, bundle) -> str:
         "",
         f"Trained by `m3restore train --stage analyzer --root ../shared/data/train_clean --input "
         f"../shared/data/gopro_GOPR0372/train/blur --target ../shared/data/gopro_GOPR0372/train/sharp` on this "
-        f"project's shared 2-core CPU (nice 5; one thread unless a leg says otherwise): {tr.get('iterations', '?')} iterations of batch "
+        f"project's shared 2-core CPU (nice 5; one thread unless a leg says otherwise): "
+        f"{tr.get('iterations', '?')} iterations of batch "
         f"{tr.get('batch_size', '?')}, {(tr.get('cpu_seconds') or 0) / 60:.1f} CPU minutes in all"
         + _legs(tr)
         + ". Every sample is a fresh random degradation "
@@ -177,7 +178,6 @@ def card_section(result: dict, model, bundle) -> str:
         f"Mean balanced accuracy over the labels: {s['mean_balanced_accuracy']:.1%}.",
         "",
         *_unseen_lines(result.get("unseen_sets") or {}, s),
-
         "**Real blur** (GoPro `GOPR0372` validation frames, never trained on): "
         f"blurred frames called blurred {real['blurred']['called_blurred']:.0%} "
         f"({real['blurred']['frames']} frames; motion blur {real['blurred']['called_motion_blur']:.0%}); "

@@ -26,7 +26,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=None)
     parser.add_argument("--crop", type=int, default=512)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "experiments" / "analyzer-leg3" / "real_blur_severity.json"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "docs" / "experiments" / "analyzer-leg3" / "real_blur_severity.json")
+    )
     args = parser.parse_args()
 
     from m3restore.metrics.quality import psnr, quantize

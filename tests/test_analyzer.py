@@ -120,7 +120,8 @@ def test_targets_fold_and_mask():
     assert grey[i["greyscale"]] == 1
     real = ta.targets([], real_blur=True)
     assert real[0][i["motion-blur"]] == 1 and real[3][i["motion-blur"]] == 1
-    assert real[1][i["motion-blur"]] == ta.REAL_BLUR_STRENGTH < 0.33  # mild: what the predictor restores real blur best with
+    # mild: what the predictor restores real blur best with
+    assert real[1][i["motion-blur"]] == ta.REAL_BLUR_STRENGTH < 0.33
 
 
 def test_draws_follow_physical_order_with_distinct_labels():

@@ -75,6 +75,7 @@ N_STATS = 22
 #: Frequency bands (cycles per pixel) of the row and column power spectra, see :func:`_spectrum_bands`.
 #: Their edges sit on the cut-offs of x2 (0.25) and x4 (0.125) upscaling.
 _BANDS = ((0.03, 0.0625), (0.0625, 0.11), (0.14, 0.22), (0.22, 0.25), (0.25, 0.28), (0.3, 0.4), (0.4, 0.5))
+_FREQS = np.linspace(0.0, 0.5, 129)  # the common frequency grid both axes' spectra are resampled to
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -162,16 +163,20 @@ class DegradationAnalyzer(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def _phase_means(y: np.ndarray, axis: int, period: int, order: int = 1) -> np.ndarray:
+    """Mean |``order``-th difference| along ``axis`` at each of the ``period`` pixel phases."""
+    d = np.abs(np.diff(y, n=order, axis=axis)).mean(axis=1 - axis)  # per position along the axis
+    n = (len(d) // period) * period
+    return d[:n].reshape(-1, period).mean(axis=0)
+
+
 def _blockiness(y: np.ndarray) -> float:
     """How much stronger pixel steps are on one 8-pixel phase than on the others (rows and columns)."""
     out = 0.0
     for axis in (0, 1):
-        d = np.abs(np.diff(y, axis=axis))
-        d = d.mean(axis=1 - axis)  # per boundary position
-        n = (len(d) // 8) * 8
-        if n < 16:
+        if (y.shape[axis] - 1) // 8 < 2:  # fewer than two 8-pixel blocks of steps
             continue
-        phases = d[:n].reshape(-1, 8).mean(axis=0)
+        phases = _phase_means(y, axis, 8)
         rest = np.sort(phases)[:-1].mean()
         out += float(np.log((phases.max() + 1e-4) / (rest + 1e-4)))
     return out / 2
@@ -181,9 +186,7 @@ def _phase_contrast(y: np.ndarray, period: int) -> float:
     """How unevenly curvature falls on the ``period`` pixel phases (an upscaled photo's sample grid)."""
     out = 0.0
     for axis in (0, 1):
-        d2 = np.abs(np.diff(y, n=2, axis=axis)).mean(axis=1 - axis)
-        n = (len(d2) // period) * period
-        phases = d2[:n].reshape(-1, period).mean(axis=0)
+        phases = _phase_means(y, axis, period, order=2)
         out += float(np.log((phases.max() + 1e-5) / (phases.min() + 1e-5)))
     return out / 2
 
@@ -203,9 +206,6 @@ def _spectrum_bands(y: np.ndarray) -> np.ndarray:
         power = power + np.interp(_FREQS, np.fft.rfftfreq(n), spec.mean(axis=1 - axis))
     energy = np.array([power[(_FREQS >= a) & (_FREQS < b)].mean() for a, b in _BANDS]) + 1e-10
     return np.log(energy[1:] / energy[0]) / 4
-
-
-_FREQS = np.linspace(0.0, 0.5, 129)
 
 
 def crop_statistics(crop: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ blurred / sharp frames are called blurred.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -222,7 +223,9 @@ class SampleMaker:
         thumb_clean = thumbnail(np.ascontiguousarray(photo), cfg.global_size)
         thumb, _ = apply_chain(thumb_clean, global_names, rng, values)
         present, strength, pmask, smask = targets(record, grey=grey, real_blur=real)
-        return Sample(local, thumb.astype(np.float32), crop_statistics(local)[: cfg.stats], present, strength, pmask, smask)
+        return Sample(
+            local, thumb.astype(np.float32), crop_statistics(local)[: cfg.stats], present, strength, pmask, smask
+        )
 
 
 def _random_region(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -404,8 +407,7 @@ def widen_statistics(model: DegradationAnalyzer) -> DegradationAnalyzer:
     old = model.config.stats
     if old >= N_STATS:
         return model
-    config = AnalyzerConfig(**{**vars(model.config), "stats": N_STATS})
-    wide = DegradationAnalyzer(config)
+    wide = DegradationAnalyzer(dataclasses.replace(model.config, stats=N_STATS))
     state = model.state_dict()
     weight = state["stats.0.weight"]
     state["stats.0.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], N_STATS - old)], dim=1)
