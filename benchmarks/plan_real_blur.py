@@ -3,8 +3,9 @@
     python benchmarks/plan_real_blur.py [--weights B] [--out docs/plan_real_blur.json]
 
 For each of the 10 GoPro GOPR0372 validation frames (real motion blur, never trained on): the
-steps `--plan auto` tried, the analyzer's damage before and after each, whether it was kept,
-and PSNR of auto and of one pass (`--plan none`) against the sharp frame.
+steps `--plan auto` tried, the analyzer's damage before and after each, the step's direct checks
+(``m3restore/pipeline/checks.py``), whether it was kept, and PSNR of auto and of one pass
+(`--plan none`) against the sharp frame.
 """
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ def main() -> None:
             {
                 "frame": blur.name,
                 "steps": [
-                    (r.step, round(r.damage_before, 4), round(r.damage_after, 4), r.kept) for r in result.report.records
+                    {
+                        "step": r.step,
+                        "damage_before": round(r.damage_before, 4),
+                        "damage_after": round(r.damage_after, 4),
+                        "checks": r.checks,
+                        "kept": r.kept,
+                    }
+                    for r in result.report.records
                 ],
                 "auto_psnr": psnr(quantize(result.image), y),
                 "none_psnr": psnr(quantize(pipe(x, None, auto_prompt=True)), y),
             }
         )
-    kept = sum(any(step[3] for step in f["steps"]) for f in frames)
+    kept = sum(any(step["kept"] for step in f["steps"]) for f in frames)
     summary = {
         "frames": len(frames),
         "frames_with_a_kept_step": kept,

@@ -259,7 +259,7 @@ def plan_table(source, plan) -> Table:
     table = Table(title=f"{source} · plan {plan.mode} · analyzer found: {found}", title_justify="left")
     dry = not plan.records and bool(plan.planned) and bool(plan.why)
     columns = ("#", "step", "model tried first", "why") if dry else (
-        "#", "step", "model", "why", "prompt", "damage before → after", "result", "s"
+        "#", "step", "model", "why", "prompt", "check", "result", "s"
     )  # fmt: skip
     for col in columns:
         table.add_column(col)
@@ -270,14 +270,19 @@ def plan_table(source, plan) -> Table:
     for i, r in enumerate(plan.records, 1):
         verdict = "[green]kept[/]" if r.kept else "[red]rolled back[/]"
         table.add_row(
-            str(i), r.step, r.model, r.why, r.prompt, f"{r.damage_before:.2f} → {r.damage_after:.2f}", verdict,
-            f"{r.seconds:.2f}",
+            str(i), r.step, r.model, r.why, r.prompt, _check_text(r), verdict, f"{r.seconds:.2f}",
         )  # fmt: skip
     for step, why in plan.unavailable:
         table.add_row("", step, "[red]none[/]", why, "", "", "[yellow]skipped[/]", "")
     if plan.budget_spent:
         table.caption = "step budget spent"
     return table
+
+
+def _check_text(record) -> str:
+    """A step's direct checks and the analyzer's whole damage reading, before → after."""
+    parts = [f"{c['measure']} {c['before']:.3g} → {c['after']:.3g}" for c in record.checks]
+    return "; ".join([*parts, f"analyzer damage {record.damage_before:.2f} → {record.damage_after:.2f}"])
 
 
 def _uncertainty_targets(jobs: list[Job], where, overwrite: bool, report: Report) -> dict[Path, Path]:
