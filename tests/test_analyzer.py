@@ -232,5 +232,18 @@ def test_cli_stage_analyzer(tmp_path, tiny_bundle, monkeypatch):
     report = json.loads((tmp_path / "run" / "analyzer.json").read_text())
     assert report["iterations"] == 2
     assert open_bundle(target).has("analyzer")
+    assert open_bundle(target).index["analyzer_training"]["legs"][0]["note"].startswith("from scratch")
+    # A warm-started leg carries the legs before it, and the totals add up.
+    leg2 = ["train", "--stage", "analyzer", "--out", str(tmp_path / "run2"), "--root", str(clean)]
+    leg2 += ["--input", str(blur), "--iterations", "3", "--batch-size", "2", "--init", str(target), "--seed", "5"]
+    result = CliRunner().invoke(app, leg2)
+    assert result.exit_code == 0, result.output
+    training = open_bundle(tmp_path / "run2" / "bundle").index["analyzer_training"]
+    assert [leg["iterations"] for leg in training["legs"]] == [2, 3] and training["iterations"] == 5
+    assert "warm start" in training["legs"][1]["note"] and "seed 5" in training["legs"][1]["note"]
+    assert set(training["thresholds"]) == set(LABELS)
+    ta.add_analyzer(tmp_path / "run2" / "bundle", target)
+    assert open_bundle(target).index["analyzer_training"]["iterations"] == 5
+    assert open_bundle(target).index["components"]["predictor"]  # the rest of the bundle stays
     missing = CliRunner().invoke(app, ["train", "--stage", "analyzer", "--out", str(tmp_path / "r2")])
     assert missing.exit_code == 2 and "--root" in missing.output

@@ -434,7 +434,7 @@ def run(
 ) -> Path:
     """The ``--stage analyzer`` entry point: train, evaluate on held-out photos, export a bundle."""
     from m3restore.data.datasets import clean_images
-    from m3restore.weights import extend_bundle, save_bundle
+    from m3restore.weights import save_bundle
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -452,10 +452,13 @@ def run(
         f"analyzer data: {len(clean)} clean photos for training, {len(held_paths)} held out, "
         f"{len(real)} real blurred frames"
     )
+    earlier_legs: list[dict] = []
     if init:
         from m3restore.weights import open_bundle
 
-        model = widen_statistics(open_bundle(init).load("analyzer"))
+        source = open_bundle(init)
+        earlier_legs = _legs(source.index.get("analyzer_training") or {})
+        model = widen_statistics(source.load("analyzer"))
         model.config.thresholds = (0.5,) * len(LABELS)
         config = model.config
         log(f"warm start from {init}")
@@ -494,20 +497,38 @@ def run(
     model.eval()
     train_seconds = time.perf_counter() - started
     calibration = [im for im in clean if max(im.shape[:2]) <= 800]
+    sharp = [load_rgb(p) for p in clean_images(real_sharp)] if real_sharp and calibration else []
     if calibration:
-        sharp = [load_rgb(p) for p in clean_images(real_sharp)] if real_sharp else []
         thresholds = calibrate_thresholds(
             model, calibration, samples=calibration_samples, seed=seed + 99, real_blur=real, real_sharp=sharp
         )
         model.config.thresholds = tuple(thresholds)
         log("calibrated thresholds (training photos): " + ", ".join(f"{n} {t:.2f}" for n, t in zip(LABELS, thresholds)))
     held = [load_rgb(p) for p in held_paths]
-    report = {
-        "cpu_seconds": round(time.process_time() - cpu_started, 1),
+    leg = {
         "iterations": step,
         "batch_size": batch_size,
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "train_seconds": round(train_seconds, 1),
+        "note": (f"warm start from {init}" if init else "from scratch")
+        + f", lr {lr:g}, seed {seed}, {torch.get_num_threads()} thread(s)",
+    }
+    legs = [*earlier_legs, leg]
+    report = {
+        "legs": legs,
+        "iterations": sum(leg["iterations"] for leg in legs),
+        "batch_size": batch_size,
+        "cpu_seconds": round(sum(leg["cpu_seconds"] for leg in legs), 1),
         "final_loss": float(np.mean(history[-50:])) if history else None,
+        "calibration": (
+            f"{calibration_samples} synthetic samples of training photos"
+            + (f" + the {len(real)} real blurred and {len(sharp)} sharp training frames" if real or sharp else "")
+            + "; per label the best balanced accuracy among thresholds that reject at least 95% of the "
+            "negatives, within [0.1, 0.9]"
+        )
+        if calibration
+        else None,
+        "thresholds": dict(zip(LABELS, model.config.thresholds)),
         "held_out_photos": [str(p) for p in held_paths],
     }
     if held:
@@ -521,6 +542,26 @@ def run(
     (out / "analyzer.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     bundle = save_bundle(out / "bundle", {"analyzer": model}, name="m3restore-analyzer", analyzer_training=report)
     if add_to:
-        extend_bundle(add_to, {"analyzer": model})
+        add_analyzer(bundle, add_to)
         log(f"added analyzer to {add_to}")
     return bundle
+
+
+def _legs(training: dict) -> list[dict]:
+    """The training legs a bundle's ``analyzer_training`` records (one for a single-leg record)."""
+    if training.get("legs"):
+        return list(training["legs"])
+    if training.get("iterations"):
+        keys = ("iterations", "batch_size", "cpu_seconds", "train_seconds", "note")
+        return [{k: training[k] for k in keys if k in training}]
+    return []
+
+
+def add_analyzer(run_bundle: str | Path, target: str | Path) -> Path:
+    """Put the analyzer of a training run's bundle into ``target`` with its training record
+    (every leg since the first, calibration, thresholds), which the model card reports."""
+    from m3restore.weights import extend_bundle, open_bundle, set_index_fields
+
+    source = open_bundle(run_bundle)
+    extend_bundle(target, {"analyzer": source.load("analyzer")})
+    return set_index_fields(target, analyzer_training=source.index.get("analyzer_training") or {})
