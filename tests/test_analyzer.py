@@ -147,6 +147,18 @@ def test_samples_are_seeded_and_shaped():
     assert torch.isfinite(loss)
 
 
+def test_text_scenes_paste_signs_plates_and_documents_into_a_photo():
+    photo = textured(400, 500, 3)
+    a = ta.text_scene(photo, np.random.default_rng(1), size=256)
+    b = ta.text_scene(photo, np.random.default_rng(1), size=256)
+    assert a.shape == (256, 256, 3) and a.dtype == np.float32 and np.array_equal(a, b)
+    region = ta._random_region(photo, 256, np.random.default_rng(1))
+    assert np.mean(np.abs(a - region).max(axis=2) > 0.05) > 0.05  # text pictures cover part of it
+    maker = ta.SampleMaker([photo], None, text_fraction=1.0)
+    sample = maker(np.random.default_rng(2))
+    assert sample.local.shape == (128, 128, 3) and np.isfinite(sample.stats).all()
+
+
 def test_held_out_split_is_by_name():
     assert ta.is_held_out("a/set14/baboon.png") == ta.is_held_out("b/classic5/baboon.png")
     assert ta.is_held_out("x/bird_GT.png") == ta.is_held_out("y/bird.png")

@@ -68,6 +68,8 @@ PHYSICAL_ORDER = (
 GLOBAL = ("low-light", "greyscale", "missing-regions")
 VISIBLE = 0.15  # presence is not trained below this strength
 REAL_BLUR_STRENGTH = 0.17  # a real blurred frame's motion-blur strength target: mild (see targets())
+TEXT_FRACTION = 0.2  # share of training samples that are text scenes (see text_scene())
+TEXT_SEED = 11  # training text scenes draw their pictures from this seed; benchmarks use others
 BLUR_KINDS = ("motion-blur", "defocus", "gaussian-blur")
 
 
@@ -184,6 +186,7 @@ class SampleMaker:
         real_blur: list[np.ndarray] | None = None,
         config: AnalyzerConfig | None = None,
         real_fraction: float = 0.25,
+        text_fraction: float = 0.0,
     ):
         if not clean:
             raise ConfigError("the analyzer needs clean photos to degrade (--root)")
@@ -191,6 +194,7 @@ class SampleMaker:
         self.real = real_blur or []
         self.config = config or AnalyzerConfig()
         self.real_fraction = real_fraction if self.real else 0.0
+        self.text_fraction = text_fraction
         self._grey = [is_grey(im) for im in clean]
 
     def __call__(self, rng: np.random.Generator) -> Sample:
@@ -203,7 +207,10 @@ class SampleMaker:
             i = int(rng.integers(len(self.clean)))
             photo, grey = self.clean[i], self._grey[i]
             scale = float(rng.uniform(0.6, 1.0))
-            if scale < 0.97 and min(photo.shape[:2]) * scale >= REGION:
+            if rng.random() < self.text_fraction:
+                photo = text_scene(photo, rng)
+                grey = is_grey(photo)
+            elif scale < 0.97 and min(photo.shape[:2]) * scale >= REGION:
                 size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         if rng.random() < 0.5:
@@ -226,6 +233,34 @@ class SampleMaker:
         return Sample(
             local, thumb.astype(np.float32), crop_statistics(local)[: cfg.stats], present, strength, pmask, smask
         )
+
+
+def text_scene(photo: np.ndarray, rng: np.random.Generator, seed: int = TEXT_SEED, size: int = 320) -> np.ndarray:
+    """A ``size``-pixel region of ``photo`` with one to three rendered text pictures pasted in.
+
+    Street signs, licence plates and document lines (:mod:`m3restore.data.text_images`) are what
+    many users bring, and the clean photo sets hold few: without them the analyzer called the
+    README's motion-blurred street sign "low resolution". Pictures are pasted at their rendered
+    size or smaller (area resampling): upscaling would leave the resampling traces the analyzer
+    must read as low resolution.
+    """
+    from m3restore.data.text_images import text_image
+
+    h, w = photo.shape[:2]
+    if min(h, w) > size * 1.5:  # keep the photo's scale close to the text's
+        f = size * 1.5 / min(h, w)
+        photo = cv2.resize(photo, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    canvas = _random_region(photo, size, rng).copy()
+    for _ in range(int(rng.integers(1, 4))):
+        picture = text_image(int(rng.integers(1 << 30)), seed=seed).image
+        f = float(rng.uniform(0.6, 1.0))
+        if f < 0.97:
+            ph, pw = picture.shape[:2]
+            picture = cv2.resize(picture, (max(8, round(pw * f)), max(8, round(ph * f))), interpolation=cv2.INTER_AREA)
+        ph, pw = min(picture.shape[0], size), min(picture.shape[1], size)
+        y, x = int(rng.integers(0, size - ph + 1)), int(rng.integers(0, size - pw + 1))
+        canvas[y : y + ph, x : x + pw] = picture[:ph, :pw]
+    return canvas
 
 
 def _random_region(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -430,6 +465,7 @@ def run(
     init: str | None = None,
     eval_per_photo: int = 12,
     calibration_samples: int = 600,
+    text_fraction: float = TEXT_FRACTION,
     log=print,
 ) -> Path:
     """The ``--stage analyzer`` entry point: train, evaluate on held-out photos, export a bundle."""
@@ -465,7 +501,7 @@ def run(
     else:
         config = AnalyzerConfig()
         model = DegradationAnalyzer(config)
-    maker = SampleMaker(clean, real, config)
+    maker = SampleMaker(clean, real, config, text_fraction=text_fraction)
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     started = time.perf_counter()
@@ -511,7 +547,7 @@ def run(
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "train_seconds": round(train_seconds, 1),
         "note": (f"warm start from {init}" if init else "from scratch")
-        + f", lr {lr:g}, seed {seed}, {torch.get_num_threads()} thread(s)",
+        + f", lr {lr:g}, seed {seed}, {torch.get_num_threads()} thread(s), text scenes {text_fraction:.0%}",
     }
     legs = [*earlier_legs, leg]
     report = {
