@@ -1,6 +1,6 @@
 """Measure the shipped degradation analyzer and write its model-card section.
 
-    python benchmarks/analyzer_eval.py [--weights weights/m3restore-base] [--per-photo 40]
+    python benchmarks/analyzer_eval.py [--weights weights/m3restore-base] [--per-photo 40] [--out J]
 
 1. Held-out synthetic set: the ``train_clean`` photos that ``m3restore train --stage analyzer``
    holds out by name, each degraded ``--per-photo`` times with the training draw (0-3
@@ -15,7 +15,7 @@
    frames are called blurred (motion blur or defocus) and their sharp twins are not.
 
 Replaces (or appends) the section "## Degradation analyzer" of the bundle's MODEL_CARD.md and
-writes docs/analyzer_eval.json.
+writes the numbers to ``--out`` (docs/analyzer_eval.json).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(ROOT / "weights" / "m3restore-base"))
     parser.add_argument("--per-photo", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "analyzer_eval.json"), help="where the numbers go")
     parser.add_argument("--unseen-per-photo", type=int, default=10, help="degraded versions per Kodak24/McMaster photo")
     args = parser.parse_args()
 
@@ -83,8 +84,8 @@ def main() -> None:
         "thresholds": dict(zip(LABELS, model.config.thresholds)),
         "training": bundle.index.get("analyzer_training") or _training_facts(bundle),
     }
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "analyzer_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     section = card_section(result, model, bundle)
     card = Path(args.weights) / "MODEL_CARD.md"
     replace_card_section(card, HEADING, section)
