@@ -298,3 +298,24 @@ def test_restore_with_captioner(analyzer_bundle, photo_file, tmp_path, tiny_capt
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "content: 'cat" in result.output
+
+
+def test_restore_hands_back_a_photo_the_analyzer_finds_nothing_to_prompt_for(
+    analyzer_bundle, photo_file, tmp_path, monkeypatch
+):
+    import m3restore.caption.degradation as degradation
+    from m3restore.io import read_image
+
+    only_dark = degradation.Analysis([degradation.Finding("low-light", 0.9, 0.2, True)])
+    monkeypatch.setattr(degradation, "analyze", lambda model, image: only_dark)
+    out = tmp_path / "same.png"
+    result = runner.invoke(app, ["restore", str(photo_file), "--weights", str(analyzer_bundle), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "mild low light" in result.output and "written unchanged" in result.output
+    assert np.array_equal(read_image(out).rgb(), read_image(photo_file).rgb())
+    # Words from the user, or the analyzer finding something it prompts for, restore as usual.
+    out2 = tmp_path / "restored.png"
+    args = ["restore", str(photo_file), "--weights", str(analyzer_bundle), "-o", str(out2), "-p", "noise"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "unchanged" not in result.output
+    assert not np.array_equal(read_image(out2).rgb(), read_image(photo_file).rgb())

@@ -175,6 +175,8 @@ def restore_paths(
                     image = read_image(job.source, max_pixels=max_pixels)
                     if planner is None:
                         restored = pipe(image, prompt, seed)
+                        if pipe.last.passthrough:
+                            _say_unchanged(job, pipe.last, console)
                     else:
                         rgb = image.rgb()
                         caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
@@ -212,6 +214,15 @@ def restore_paths(
                 progress.advance(task)
     _summarise(report, console, show_table=len(jobs) + len(problems) > 1)
     return report
+
+
+def _say_unchanged(job: Job, info, console: Console) -> None:
+    found = info.merged.analysis.summary() or "no degradation"
+    console.print(
+        f"{job.source}: analyzer found {found}, nothing it puts into a prompt; written unchanged "
+        "(give --prompt to restore anyway)",
+        soft_wrap=True,
+    )
 
 
 def _planner(pipe, plan, mask, console: Console):
