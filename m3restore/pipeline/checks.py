@@ -4,13 +4,14 @@ The planner's degradation analyzer was trained on degraded photos; a network's o
 one, and the analyzer's reading of it is biased. On the real GoPro validation blur, a good deblur
 pass (+0.4 to +1.8 dB against the sharp frame) left the analyzer's blur strength where it was or
 higher on 8 of 10 frames (benchmarks/plan_real_blur.py), so judging a step by the analyzer's
-reading of its own damage rolled back good restorations. Each step is therefore judged by a
-plain measure of the damage it claims to fix, taken on its input and its output:
+reading of its own damage rolled back good restorations. So the planner also asks a plain
+measure of the damage a step claims to fix, taken on its input and its output
+(``Planner._verdict``: a step either witness sees working is kept):
 
 ========== ======================================================= =========
 step       measure                                                 better
 ========== ======================================================= =========
-deblur     sharpness: mean Sobel gradient of luminance / its std    higher
+deblur     sharpness: mean Sobel gradient of luminance / its std   higher
 upscale    sharpness (as deblur)                                   higher
 denoise    noise σ (0-255): median |finest diagonal Haar| / 0.6745 lower
 dejpeg     8x8 blockiness (``degradation._blockiness``)            lower
