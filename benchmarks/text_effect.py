@@ -11,8 +11,9 @@ Rows per image (the same degraded input for every row):
 - **empty**: no text (the network's learned null text);
 - **wrong**: every degradation named as a *different* one with the same severity (blur ↔ noise,
   JPEG ↔ low light, …); for GoPro "moderate noise";
-- **auto**: what ``m3restore restore`` uses without ``--prompt``: the degradation analyzer's
-  sentence (only when the bundle has an analyzer).
+- **auto**: what ``m3restore restore`` does without ``--prompt``: the degradation analyzer's
+  sentence as the prompt, or the picture handed back unchanged when that sentence is empty
+  (only when the bundle has an analyzer).
 
 McMaster images get the predictor's training mixture (motion blur p 0.4, defocus 0.2, Gaussian
 blur 0.1, noise σ 0-40 0.4, JPEG q 10-90 0.35, low light 0.12; drawn again until at least one
@@ -144,7 +145,8 @@ def write_report(path: Path, results, modes, info, seconds, pipe, bundle: str | 
         "same degraded input with a **correct** prompt (the degradation record in the canonical training",
         'form; "motion blur" for the real GoPro pairs), an **empty** prompt, a **wrong** prompt (each',
         "degradation named as a different one, same severity) and, when the bundle has the degradation",
-        "analyzer, the **auto** prompt `m3restore restore` builds without `--prompt` (the analyzer's sentence).",
+        "analyzer, the **auto** prompt `m3restore restore` builds without `--prompt` (the analyzer's sentence; "
+        "when it is empty the picture is handed back unchanged, shown as auto prompt '(none)').",
         "",
         *machine_lines(info),
         f"- Bundle: `{bundle or '?'}`; CPU fp32; {seconds / 60:.1f} minutes in all",
