@@ -312,6 +312,7 @@ def test_restore_hands_back_a_photo_the_analyzer_finds_nothing_to_prompt_for(
     result = runner.invoke(app, ["restore", str(photo_file), "--weights", str(analyzer_bundle), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "mild low light" in result.output and "written unchanged" in result.output
+    assert "wrote unchanged" in result.output and "restored" not in result.output
     assert np.array_equal(read_image(out).rgb(), read_image(photo_file).rgb())
     # Words from the user, or the analyzer finding something it prompts for, restore as usual.
     out2 = tmp_path / "restored.png"

@@ -32,6 +32,7 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     partial: list[tuple[Path, str]] = field(default_factory=list)  # a planned step nothing could do
     plans: dict[Path, dict] = field(default_factory=dict)  # source -> PlanReport.to_dict()
+    unchanged: set[Path] = field(default_factory=set)  # sources written back as they were
 
 
 def eta_progress(console: Console, label: str = "", disable: bool = False) -> Progress:
@@ -177,12 +178,15 @@ def restore_paths(
                         restored = pipe(image, prompt, seed)
                         if pipe.last.passthrough:
                             _say_unchanged(job, pipe.last, console)
+                            report.unchanged.add(job.source)
                     else:
                         rgb = image.rgb()
                         caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
                         result = planner.run(rgb, plan, prompt, caption)
                         restored = image.with_rgb(result.image)
                         _after_plan(job, result.report, report, console, explain)
+                        if result.report.passthrough:
+                            report.unchanged.add(job.source)
                         if verbose:
                             _verbose_plan(job, result.report, caption, console)
                     seconds = time.perf_counter() - t0
@@ -327,11 +331,13 @@ def _summarise(report: Report, console: Console, show_table: bool) -> None:
         table.add_column("output")
         table.add_column("seconds", justify="right")
         for job, seconds in report.succeeded:
-            table.add_row(str(job.source), str(job.target), f"{seconds:.2f}")
+            same = " (unchanged)" if job.source in report.unchanged else ""
+            table.add_row(str(job.source), f"{job.target}{same}", f"{seconds:.2f}")
         console.print(table)
     elif report.succeeded:
         job, seconds = report.succeeded[0]
-        console.print(f"restored {job.source} → {job.target} ({seconds:.2f} s)")
+        verb = "wrote unchanged" if job.source in report.unchanged else "restored"
+        console.print(f"{verb} {job.source} → {job.target} ({seconds:.2f} s)")
     for _path, message in report.failed:
         console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     for _path, message in report.partial:
