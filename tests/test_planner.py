@@ -289,3 +289,13 @@ def test_a_rolled_back_joint_pass_falls_back_to_single_steps():
     result = planner(pool).run(picture("noise", "motion-blur"), "auto")
     assert "+" in calls[0] and sorted(calls[1:]) == ["deblur", "denoise"]
     assert sorted(result.report.kept_steps()) == ["deblur", "denoise"]
+
+
+def test_brighten_asks_for_moderate_low_light_at_most():
+    from m3restore.pipeline.planner import step_prompt
+
+    dark = Analysis([Finding("low-light", 0.99, 0.9, True), Finding("noise", 0.9, 0.9, True)])
+    words, why = step_prompt("brighten", dark)
+    assert words == "moderate low light" and "strong low light" in why and "as moderate" in why
+    assert step_prompt("denoise", dark)[0] == "strong noise"  # other steps keep the analyzer's word
+    assert step_prompt("brighten", Analysis([Finding("low-light", 0.99, 0.4, True)]))[0] == "moderate low light"
