@@ -14,8 +14,9 @@ sensor noise, compression).
    with B before A; steps are ranked by pairwise wins (Copeland). The ranking is written to
    ``m3restore/pipeline/step_order.json``, which the planner reads.
 2. **Check** (odd indices, never used for the order): ``--plan auto`` (analyzer, measured
-   order, verify/roll back), ``--plan none`` (one pass with the analyzer's prompt), and every
-   fixed global order of the true steps, best and worst shown. PSNR / SSIM on 8-bit values.
+   order, verify/roll back), ``--plan none`` (one pass with the analyzer's prompt; the input
+   unchanged when that prompt is empty, as ``restore`` does), and every fixed global order of
+   the true steps, best and worst shown. PSNR / SSIM on 8-bit values.
 3. **Overhead**: analyzer seconds / restore seconds of ``--plan auto`` on full 1280×720 GoPro
    frames.
 
