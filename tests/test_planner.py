@@ -299,3 +299,12 @@ def test_brighten_asks_for_moderate_low_light_at_most():
     assert words == "moderate low light" and "strong low light" in why and "as moderate" in why
     assert step_prompt("denoise", dark)[0] == "strong noise"  # other steps keep the analyzer's word
     assert step_prompt("brighten", Analysis([Finding("low-light", 0.99, 0.4, True)]))[0] == "moderate low light"
+
+
+def test_a_step_asks_for_what_was_detected_even_when_a_sibling_label_is_more_probable():
+    from m3restore.pipeline.planner import step_prompt
+
+    # Per-label thresholds: motion blur at p 0.22 is below its threshold, defocus at 0.2 above its own.
+    analysis = Analysis([Finding("motion-blur", 0.22, 0.5, False), Finding("defocus", 0.2, 0.5, True)])
+    words, why = step_prompt("deblur", analysis)
+    assert words == "moderate defocus blur" and why.startswith("analyzer: moderate defocus blur")

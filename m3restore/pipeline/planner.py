@@ -337,7 +337,9 @@ def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
     from m3restore.data.degrade import DEGRADATIONS
 
     labels = STEPS[step].labels
-    found = sorted((f for f in analysis.findings if f.name in labels), key=lambda f: -f.probability)
+    # Detected findings first: labels have their own thresholds, so an undetected motion blur can
+    # be more probable than a detected defocus, and then the step must still ask for defocus.
+    found = sorted((f for f in analysis.findings if f.name in labels), key=lambda f: (not f.detected, -f.probability))
     best = found[0] if found else None
     if best is not None and best.detected:
         words = best.phrase
