@@ -26,10 +26,6 @@ from plan_order import build_set  # noqa: E402
 WORDS = ("none", "mild", "moderate", "strong")
 
 
-def _word(strength: float) -> str:
-    return "mild" if strength < 0.33 else "moderate" if strength < 0.66 else "strong"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=None)
@@ -38,6 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from m3restore.caption.degradation import analyze
+    from m3restore.data.degrade import severity_word
     from m3restore.metrics.quality import psnr, quantize
     from m3restore.pipeline.planner import step_prompt, steps_for
     from m3restore.pipeline.restore import load_pipeline
@@ -72,9 +69,9 @@ def main() -> None:
         summary[name] = {
             "images": len(sub),
             **{f"always {w}": statistics.mean(r[w] for r in sub) for w in WORDS},
-            "analyzer's word": statistics.mean(r[_word(r["analyzer_strength"])] for r in sub),
+            "analyzer's word": statistics.mean(r[severity_word(r["analyzer_strength"])] for r in sub),
             "true severity's word": statistics.mean(
-                r[_word(r["true_strength"])] if r["true_strength"] else r["none"] for r in sub
+                r[severity_word(r["true_strength"])] if r["true_strength"] else r["none"] for r in sub
             ),
             "best word per image (oracle)": statistics.mean(max(r[w] for w in WORDS) for r in sub),
         }

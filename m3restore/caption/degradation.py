@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from m3restore.data.degrade import severity_word
 from m3restore.errors import ConfigError
 
 __all__ = [
@@ -296,14 +297,6 @@ def prepare_inputs(
 # --------------------------------------------------------------------------------------------
 
 
-def _severity(strength: float) -> str:
-    if strength < 0.33:
-        return "mild"
-    if strength < 0.66:
-        return "moderate"
-    return "strong"
-
-
 @dataclass(frozen=True)
 class Finding:
     """One label's verdict: probability it is present, estimated strength in [0, 1]."""
@@ -315,7 +308,7 @@ class Finding:
 
     @property
     def severity(self) -> str:
-        return _severity(self.strength)
+        return severity_word(self.strength)
 
     @property
     def phrase(self) -> str:

@@ -54,6 +54,7 @@ from m3restore.errors import ConfigError, DataError
 
 __all__ = [
     "DEGRADATIONS",
+    "SEVERITIES",
     "Applied",
     "Degradation",
     "DegradationSpec",
@@ -64,6 +65,7 @@ __all__ = [
     "gaussian_noise",
     "motion_blur_kernel",
     "parse_spec",
+    "severity_word",
 ]
 
 #: Fraction of motion-blur draws that use a straight linear kernel instead of a trajectory.
@@ -75,6 +77,14 @@ _ALIASES = {"grayscale": "greyscale", "gray": "greyscale", "grey": "greyscale"}
 # --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
+
+#: The severity words of prompts and records, weakest first.
+SEVERITIES = ("mild", "moderate", "strong")
+
+
+def severity_word(strength: float) -> str:
+    """``"mild"`` (strength < 0.33), ``"moderate"`` (< 0.66) or ``"strong"``."""
+    return SEVERITIES[0] if strength < 0.33 else SEVERITIES[1] if strength < 0.66 else SEVERITIES[2]
 
 
 @dataclass(frozen=True)
@@ -88,11 +98,7 @@ class Applied:
     @property
     def severity(self) -> str:
         """``"mild"`` (strength < 0.33), ``"moderate"`` (< 0.66) or ``"strong"``."""
-        if self.strength < 0.33:
-            return "mild"
-        if self.strength < 0.66:
-            return "moderate"
-        return "strong"
+        return severity_word(self.strength)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict ``{"name", "strength", "params"}``."""

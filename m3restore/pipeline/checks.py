@@ -105,9 +105,6 @@ class CheckResult:
     after: float
     passed: bool
 
-    def describe(self) -> str:
-        return f"{self.measure} {self.before:.3g} → {self.after:.3g}"
-
     def to_dict(self) -> dict:
         return {
             "step": self.step,

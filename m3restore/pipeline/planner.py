@@ -78,7 +78,6 @@ STEPS: dict[str, Step] = {
     )
 }
 LABEL_STEP = {label: step.name for step in STEPS.values() for label in step.labels}
-SEVERITIES = ("mild", "moderate", "strong")
 DEFAULT_BUDGET = 6
 MIN_GAIN = 0.02  # damage (see :func:`damage`) a step must remove for the analyzer to call it a fix
 # How much the analyzer's damage outside a step's own labels may rise before the step counts as
@@ -334,7 +333,7 @@ def _parse_request(prompt: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
 
 def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
     """The words a network gets for ``step`` and why the step is there (for --explain)."""
-    from m3restore.data.degrade import DEGRADATIONS
+    from m3restore.data.degrade import DEGRADATIONS, SEVERITIES
 
     labels = STEPS[step].labels
     # Detected findings first: labels have their own thresholds, so an undetected motion blur can

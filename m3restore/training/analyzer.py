@@ -49,6 +49,7 @@ from m3restore.caption.degradation import (
     crop_statistics,
     thumbnail,
 )
+from m3restore.data.degrade import severity_word
 from m3restore.errors import ConfigError
 
 REGION = 192
@@ -396,7 +397,7 @@ def summarise(rows: list[dict]) -> dict:
                 tp, fn = tp + d, fn + (not d)
                 if label != "greyscale" and d:
                     sev_n += 1
-                    sev_ok += _sev(s) == _sev(r["predicted_strength"][i])
+                    sev_ok += severity_word(s) == severity_word(r["predicted_strength"][i])
             elif not p:
                 tn, fp = tn + (not d), fp + d
         tpr = tp / (tp + fn) if tp + fn else float("nan")
@@ -411,10 +412,6 @@ def summarise(rows: list[dict]) -> dict:
         }
     values = [v["balanced_accuracy"] for v in labels.values() if not math.isnan(v["balanced_accuracy"])]
     return {"labels": labels, "samples": len(rows), "mean_balanced_accuracy": float(np.mean(values))}
-
-
-def _sev(strength: float) -> int:
-    return 0 if strength < 0.33 else 1 if strength < 0.66 else 2
 
 
 def evaluate_real_blur(model: DegradationAnalyzer, blurred: list[Path], sharp: list[Path]) -> dict:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from m3restore.data.degrade import SEVERITIES
 from m3restore.training.config import TrainConfig
-
-SEVERITIES = ("mild", "moderate", "strong")
 
 
 def canonical(prompt: str) -> str:
