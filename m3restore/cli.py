@@ -24,7 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, highlight=False)
-DEFAULT_PLAN = "none"  # --plan auto does not reliably beat one pass yet: docs/PLAN_ORDER_SEED*.md
 PARTIAL_EXIT = 3  # restored, but a planned step could not be done by any installed model
 DEFAULT_STEPS = 0  # predictor only: see README "Diffusion refinement" for the measurements behind it
 out = Console(highlight=False)
@@ -90,9 +89,11 @@ def restore(
     uncertainty: Path | None = typer.Option(
         None, help="Write the per-pixel std of the samples as a colour map (file, or folder for many inputs)."
     ),
-    plan: str = typer.Option(
-        DEFAULT_PLAN,
-        help="auto (detect, order, choose, verify), none (one all-in-one pass) or steps, e.g. denoise,deblur.",
+    plan: str | None = typer.Option(
+        None,
+        help="auto (the default: detect, order, choose, verify), none (one all-in-one pass) or steps, "
+        "e.g. denoise,deblur.",
+        show_default=False,
     ),
     explain: bool = typer.Option(False, "--explain", help="Print each image's plan: steps, models, why, checks."),
     mask: Path | None = typer.Option(None, help="Image whose white pixels mark missing regions (for inpaint)."),
@@ -105,7 +106,7 @@ def restore(
     if max_pixels <= 0:
         fail(f"--max-pixels {max_pixels}: must be positive", 2)
     try:
-        parsed = parse_plan(plan)
+        parsed = parse_plan(plan or "auto")
     except M3RestoreError as error:
         fail(str(error), 2)
     if no_auto_prompt and parsed == "auto":

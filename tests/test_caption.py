@@ -300,23 +300,29 @@ def test_restore_with_captioner(analyzer_bundle, photo_file, tmp_path, tiny_capt
     assert "content: 'cat" in result.output
 
 
+@pytest.mark.parametrize("plan", ["auto", "none"])
 def test_restore_hands_back_a_photo_the_analyzer_finds_nothing_to_prompt_for(
-    analyzer_bundle, photo_file, tmp_path, monkeypatch
+    analyzer_bundle, photo_file, tmp_path, monkeypatch, plan
 ):
     import m3restore.caption.degradation as degradation
     from m3restore.io import read_image
 
-    only_dark = degradation.Analysis([degradation.Finding("low-light", 0.9, 0.2, True)])
+    only_dark = degradation.Analysis([degradation.Finding("low-light", 0.9, 0.1, True)])
     monkeypatch.setattr(degradation, "analyze", lambda model, image: only_dark)
     out = tmp_path / "same.png"
-    result = runner.invoke(app, ["restore", str(photo_file), "--weights", str(analyzer_bundle), "-o", str(out)])
+    base = ["restore", str(photo_file), "--weights", str(analyzer_bundle), "--plan", plan]
+    result = runner.invoke(app, [*base, "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "mild low light" in result.output and "written unchanged" in result.output
     assert "wrote unchanged" in result.output and "restored" not in result.output
     assert np.array_equal(read_image(out).rgb(), read_image(photo_file).rgb())
-    # Words from the user, or the analyzer finding something it prompts for, restore as usual.
-    out2 = tmp_path / "restored.png"
-    args = ["restore", str(photo_file), "--weights", str(analyzer_bundle), "-o", str(out2), "-p", "noise"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0 and "unchanged" not in result.output
-    assert not np.array_equal(read_image(out2).rgb(), read_image(photo_file).rgb())
+    # Words from the user restore as usual, content words alone included (--plan auto then gives
+    # the one pass --plan none would).
+    for words in (["-p", "noise"], ["-p", "a street sign"]):
+        out2 = tmp_path / f"restored-{len(words[1])}.png"
+        result = runner.invoke(app, [*base, "-o", str(out2), *words])
+        assert result.exit_code == 0, result.output
+        if plan == "auto" and words[1] == "noise":
+            continue  # a planned denoise step is verified: see test_planner.py
+        assert "unchanged" not in result.output, result.output
+        assert not np.array_equal(read_image(out2).rgb(), read_image(photo_file).rgb())

@@ -20,6 +20,7 @@ from m3restore.pipeline.planner import (
     Pool,
     inpaint,
     parse_plan,
+    step_prompt,
     steps_for,
     user_request,
 )
@@ -249,12 +250,18 @@ def test_cli_plan_none_and_auto_without_analyzer(tiny_bundle, photo_png, tmp_pat
     assert code == 0, output
     code, output = run("restore", photo_png, "-o", tmp_path / "b.png", "--weights", tiny_bundle, "--plan", "auto")
     assert code == 0 and "no degradation analyzer" in output
+    # the default is auto; without an analyzer it quietly becomes the one pass
+    code, output = run("restore", photo_png, "-o", tmp_path / "c.png", "--weights", tiny_bundle)
+    assert code == 0 and "no degradation analyzer" not in output and (tmp_path / "c.png").exists()
 
 
-def test_mild_low_light_plans_no_brighten_step():
-    mild = Analysis([Finding("low-light", 0.9, 0.2, True), Finding("noise", 0.9, 0.2, True)])
-    strong = Analysis([Finding("low-light", 0.9, 0.5, True)])
-    assert steps_for(mild) == ["denoise"] and steps_for(strong) == ["brighten"]
+def test_faint_low_light_plans_no_brighten_step():
+    faint = Analysis([Finding("low-light", 0.9, 0.1, True), Finding("noise", 0.9, 0.2, True)])
+    mild = Analysis([Finding("low-light", 0.9, 0.25, True)])
+    strong = Analysis([Finding("low-light", 0.9, 0.9, True)])
+    assert steps_for(faint) == ["denoise"] and steps_for(mild) == steps_for(strong) == ["brighten"]
+    assert step_prompt("brighten", mild)[0] == "mild low light"
+    assert step_prompt("brighten", strong)[0] == "moderate low light"  # capped
 
 
 def test_one_network_first_for_several_steps_gets_one_joint_pass():
@@ -292,8 +299,6 @@ def test_a_rolled_back_joint_pass_falls_back_to_single_steps():
 
 
 def test_brighten_asks_for_moderate_low_light_at_most():
-    from m3restore.pipeline.planner import step_prompt
-
     dark = Analysis([Finding("low-light", 0.99, 0.9, True), Finding("noise", 0.9, 0.9, True)])
     words, why = step_prompt("brighten", dark)
     assert words == "moderate low light" and "strong low light" in why and "as moderate" in why
@@ -302,9 +307,21 @@ def test_brighten_asks_for_moderate_low_light_at_most():
 
 
 def test_a_step_asks_for_what_was_detected_even_when_a_sibling_label_is_more_probable():
-    from m3restore.pipeline.planner import step_prompt
-
     # Per-label thresholds: motion blur at p 0.22 is below its threshold, defocus at 0.2 above its own.
     analysis = Analysis([Finding("motion-blur", 0.22, 0.5, False), Finding("defocus", 0.2, 0.5, True)])
     words, why = step_prompt("deblur", analysis)
     assert words == "moderate defocus blur" and why.startswith("analyzer: moderate defocus blur")
+
+
+def test_cli_restore_names_the_kept_steps(planning_bundle, photo_png, tmp_path, monkeypatch):
+    import m3restore.caption.degradation as degradation
+
+    monkeypatch.setattr(degradation, "analyze", lambda model, image: Analysis([Finding("noise", 0.9, 0.5, True)]))
+    monkeypatch.setattr(Planner, "_verdict", staticmethod(lambda *args: True))
+    code, output = run("restore", photo_png, "-o", tmp_path / "o.png", "--weights", planning_bundle)
+    assert code == 0 and "(denoise, " in output, output
+    second = tmp_path / "more" / "b.png"
+    second.parent.mkdir()
+    second.write_bytes(photo_png.read_bytes())
+    code, output = run("restore", photo_png, second, "-o", tmp_path / "folder", "--weights", planning_bundle)
+    assert code == 0 and "steps" in output and output.count("denoise") >= 2, output

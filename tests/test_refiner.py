@@ -308,6 +308,7 @@ def test_cli_samples_and_uncertainty(refiner_bundle, photo_png, tmp_path):
         (["--steps", "2", "--samples", "0"], "--samples"),
         (["--steps", "2", "--uncertainty", "u.png"], "--samples 2 or more"),
         (["--steps", "2", "--sampler", "nope"], "--sampler"),
+        (["--steps", "2", "--samples", "2", "--uncertainty", "u.png", "--plan", "auto"], "--plan none"),
     ],
 )
 def test_cli_sampling_errors(refiner_bundle, photo_png, tmp_path, args, message):

@@ -119,7 +119,7 @@ def restore_paths(
     captioner=None,
     sampling=None,
     uncertainty=None,
-    plan="none",
+    plan=None,
     explain=False,
     mask=None,
 ) -> Report:
@@ -127,8 +127,11 @@ def restore_paths(
 
     ``sampling`` (:class:`m3restore.pipeline.restore.Sampling`) runs the diffusion refiner;
     ``uncertainty`` is where the per-pixel std maps go: a file for one input, else a folder.
-    ``plan`` is ``"none"`` (one all-in-one pass), ``"auto"`` or steps such as ``"denoise,deblur"``
+    ``plan`` is ``"auto"`` (the default, None: detect, order, verify; one all-in-one pass when the
+    bundle has no analyzer), ``"none"`` (one all-in-one pass) or steps such as ``"denoise,deblur"``
     (:mod:`m3restore.pipeline.planner`); ``mask`` is an image of the missing regions to inpaint.
+    An automatic plan that finds nothing to do hands the picture back unchanged, unless ``prompt``
+    asks for a restoration: then it gets the one pass ``"none"`` would give it.
     """
     from m3restore.io import Image, read_image, write_image
     from m3restore.pipeline.restore import Sampling, _parse_tile, load_pipeline
@@ -137,11 +140,16 @@ def restore_paths(
     _parse_tile(tile)  # a bad --tile fails before minutes of loading
     from m3restore.pipeline.planner import parse_plan, read_mask
 
-    plan = parse_plan(plan)
+    asked = plan is not None
+    plan = parse_plan(plan or "auto")
     sampling = sampling or Sampling()
     mask_pixels = read_mask(mask)
     if uncertainty is not None and sampling.samples < 2:
         raise ConfigError("--uncertainty needs --samples 2 or more (the map is the spread of the samples)")
+    if uncertainty is not None:  # the map is the spread of one refiner pass's samples
+        if asked and plan != "none":
+            raise ConfigError("--uncertainty maps one restoration pass; use it with --plan none")
+        plan = "none"
     jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite)
     report = Report(failed=list(problems))
     unc_targets = _uncertainty_targets(jobs, uncertainty, overwrite, report) if uncertainty is not None else {}
@@ -164,7 +172,7 @@ def restore_paths(
                 f"bundle {d['bundle']} · {d['predictor_parameters']:,} parameters · {d['device']} {d['dtype']} "
                 f"· loaded in {time.perf_counter() - started:.1f} s"
             )
-        planner = _planner(pipe, plan, mask_pixels, console)
+        planner = _planner(pipe, plan, mask_pixels, console, asked)
         show_bar = len(jobs) > 1
         progress = eta_progress(console, disable=not show_bar)
         with progress:
@@ -174,21 +182,27 @@ def restore_paths(
                 try:
                     t0 = time.perf_counter()
                     image = read_image(job.source, max_pixels=max_pixels)
-                    if planner is None:
+                    one_pass = planner is None
+                    if planner is not None:
+                        rgb = image.rgb()
+                        caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
+                        result = planner.run(rgb, plan, prompt, caption)
+                        # nothing to plan, yet the user's words ask for a restoration: --plan none's pass
+                        one_pass = plan == "auto" and bool(prompt) and not result.report.planned
+                        if not one_pass:
+                            restored = image.with_rgb(result.image)
+                            _after_plan(job, result.report, report, console, explain)
+                            if result.report.passthrough:
+                                report.unchanged.add(job.source)
+                            if verbose:
+                                _verbose_plan(job, result.report, caption, console)
+                        elif explain:
+                            console.print(f"{job.source}: the analyzer found nothing to plan; one pass with your words")
+                    if one_pass:
                         restored = pipe(image, prompt, seed)
                         if pipe.last.passthrough:
                             _say_unchanged(job, pipe.last, console)
                             report.unchanged.add(job.source)
-                    else:
-                        rgb = image.rgb()
-                        caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
-                        result = planner.run(rgb, plan, prompt, caption)
-                        restored = image.with_rgb(result.image)
-                        _after_plan(job, result.report, report, console, explain)
-                        if result.report.passthrough:
-                            report.unchanged.add(job.source)
-                        if verbose:
-                            _verbose_plan(job, result.report, caption, console)
                     seconds = time.perf_counter() - t0
                     write_image(job.target, restored, overwrite=overwrite)
                     if job.source in unc_targets:
@@ -202,7 +216,7 @@ def restore_paths(
                     report.failed.append((job.source, f"{job.source}: out of memory; use a smaller --tile"))
                 else:
                     report.succeeded.append((job, seconds))
-                    if verbose and planner is None:
+                    if verbose and one_pass:
                         info = pipe.last
                         analysis = getattr(info.merged, "analysis", None)
                         if analysis is not None:
@@ -229,8 +243,8 @@ def _say_unchanged(job: Job, info, console: Console) -> None:
     )
 
 
-def _planner(pipe, plan, mask, console: Console):
-    """The planner for ``plan``, or None for one all-in-one pass."""
+def _planner(pipe, plan, mask, console: Console, asked: bool = True):
+    """The planner for ``plan``, or None for one all-in-one pass (said so only when ``asked``)."""
     from m3restore.pipeline.planner import Planner, Pool
 
     if plan == "none":
@@ -238,7 +252,10 @@ def _planner(pipe, plan, mask, console: Console):
     if pipe.analyzer is None:
         if plan != "auto":
             raise ConfigError("--plan with steps needs a bundle with a degradation analyzer (use --plan none)")
-        console.print("[yellow]note:[/] this bundle has no degradation analyzer; one all-in-one pass instead of a plan")
+        if asked:
+            console.print(
+                "[yellow]note:[/] this bundle has no degradation analyzer; one all-in-one pass instead of a plan"
+            )
         return None
     return Planner(pipe, Pool.discover(pipe, mask=mask))
 
@@ -248,8 +265,12 @@ def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool)
     if explain:
         console.print(plan_table(job.source, plan))
     if plan.passthrough:
-        why = "no step improved it" if plan.planned else "nothing to fix was found"
-        console.print(f"{job.source}: {why}; written unchanged", soft_wrap=True)
+        found = ", ".join(f["phrase"] for f in plan.findings) or "no degradation"
+        if plan.planned:
+            why = "no step improved it; written unchanged (--plan none restores without checking)"
+        else:
+            why = "nothing it plans a step for; written unchanged (give --prompt to restore anyway)"
+        console.print(f"{job.source}: analyzer found {found}, {why}", soft_wrap=True)
     for step, why in plan.unavailable:
         report.partial.append((job.source, f"{job.source}: step '{step}' not done: {why}"))
 
@@ -324,20 +345,31 @@ def _uncertainty_targets(jobs: list[Job], where, overwrite: bool, report: Report
     return targets
 
 
+def _steps_done(report: Report, source: Path) -> str:
+    """The kept steps of a planned restoration ("brighten+denoise"), "" for one pass."""
+    plan = report.plans.get(source)
+    return ", ".join(s["step"] for s in plan["steps"] if s["kept"]) if plan else ""
+
+
 def _summarise(report: Report, console: Console, show_table: bool) -> None:
+    planned = any(job.source in report.plans for job, _ in report.succeeded)
     if show_table and report.succeeded:
         table = Table(title="restored", show_lines=False)
         table.add_column("input")
         table.add_column("output")
+        if planned:
+            table.add_column("steps")
         table.add_column("seconds", justify="right")
         for job, seconds in report.succeeded:
             same = " (unchanged)" if job.source in report.unchanged else ""
-            table.add_row(str(job.source), f"{job.target}{same}", f"{seconds:.2f}")
+            steps = [_steps_done(report, job.source) or "–"] if planned else []
+            table.add_row(str(job.source), f"{job.target}{same}", *steps, f"{seconds:.2f}")
         console.print(table)
     elif report.succeeded:
         job, seconds = report.succeeded[0]
         verb = "wrote unchanged" if job.source in report.unchanged else "restored"
-        console.print(f"{verb} {job.source} → {job.target} ({seconds:.2f} s)")
+        steps = _steps_done(report, job.source)
+        console.print(f"{verb} {job.source} → {job.target} ({steps + ', ' if steps else ''}{seconds:.2f} s)")
     for _path, message in report.failed:
         console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     for _path, message in report.partial:
