@@ -1,7 +1,9 @@
 """Restore the bundled example images and show before/after: ``python -m m3restore.demo``.
 
 Reads ``examples/examples.json`` (degraded input, clean ground truth and a prompt per image),
-restores each input with the shipped weights, writes ``<name>_restored.png`` and a side-by-side
+restores each input with the shipped weights the way ``m3restore restore --prompt`` does by
+default (``--plan auto``: the analyzer's steps, each checked; one pass for a bundle without an
+analyzer), writes ``<name>_restored.png`` and a side-by-side
 ``<name>_compare.png`` (input | m3restore | ground truth) to ``--out``, and prints the PSNR of
 each input and result against the ground truth. Without a trained bundle it stops with one line.
 """
@@ -74,15 +76,17 @@ def compare(panels: list[tuple[np.ndarray, str]]) -> np.ndarray:
 def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
     from m3restore.io import Image, read_image, write_image
     from m3restore.metrics.quality import psnr, quantize
+    from m3restore.pipeline.planner import Planner
     from m3restore.pipeline.restore import load_pipeline
 
     entries = load_examples(examples)
     pipe = load_pipeline(weights, device=device)
+    planner = Planner(pipe) if pipe.analyzer is not None else None
     if any(e.get("prompt") for e in entries):
         pipe.text_encoder  # noqa: B018 - load the text model now, so it is not timed with the first image
     table = Table(title=f"m3restore demo ({pipe.describe()['device']})", title_justify="left")
-    for column in ("image", "prompt", "input dB", "restored dB", "gain", "seconds"):
-        table.add_column(column, justify="left" if column in ("image", "prompt") else "right")
+    for column in ("image", "prompt", "steps", "input dB", "restored dB", "gain", "seconds"):
+        table.add_column(column, justify="left" if column in ("image", "prompt", "steps") else "right")
     gains = []
     for entry in entries:
         name = Path(entry["file"]).stem
@@ -91,7 +95,11 @@ def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
         if truth.shape != image.rgb().shape:
             raise DataError(f"{entry['ground_truth']}: size differs from {entry['file']}")
         started = time.perf_counter()
-        restored = pipe(image.rgb(), entry.get("prompt", ""), seed=0)
+        if planner is None:
+            restored, steps = pipe(image.rgb(), entry.get("prompt", ""), seed=0), "one pass"
+        else:
+            result = planner.run(image.rgb(), "auto", entry.get("prompt", ""))
+            restored, steps = result.image, "+".join(result.report.kept_steps()) or "unchanged"
         seconds = time.perf_counter() - started
         before, after = psnr(quantize(image.rgb()), truth), psnr(quantize(restored), truth)
         gains.append(after - before)
@@ -104,6 +112,7 @@ def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
         table.add_row(
             escape(name),
             escape(entry.get("prompt", "")),
+            steps,
             f"{before:.2f}",
             f"{after:.2f}",
             f"[{colour}]{after - before:+.2f}[/]",

@@ -22,6 +22,7 @@ from m3restore.pipeline.planner import (
     parse_plan,
     step_prompt,
     steps_for,
+    user_named,
     user_request,
 )
 from m3restore.weights import extend_bundle, set_index_fields
@@ -325,3 +326,15 @@ def test_cli_restore_names_the_kept_steps(planning_bundle, photo_png, tmp_path, 
     second.write_bytes(photo_png.read_bytes())
     code, output = run("restore", photo_png, second, "-o", tmp_path / "folder", "--weights", planning_bundle)
     assert code == 0 and "steps" in output and output.count("denoise") >= 2, output
+
+
+def test_the_users_kind_and_severity_of_damage_win_over_the_analyzers():
+    defocus = Analysis([Finding("defocus", 0.9, 0.5, True), Finding("noise", 0.9, 0.5, True)])
+    said = user_named("street sign, motion blur and strong noise")
+    assert said == {"motion-blur": None, "noise": "strong"}
+    words, why = step_prompt("deblur", defocus, named=said)
+    assert words == "moderate motion blur" and "defocus" in why and "your words: motion blur" in why
+    assert step_prompt("denoise", defocus, named=said)[0] == "strong noise"
+    assert step_prompt("deblur", defocus)[0] == "moderate defocus blur"  # no words: the analyzer's
+    nothing = Analysis([])
+    assert step_prompt("deblur", nothing, named=said) == ("motion blur", "asked for in your words")

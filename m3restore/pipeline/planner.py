@@ -316,25 +316,36 @@ def user_request(prompt: str | None) -> tuple[list[str], str]:
     """Steps for the degradations the user's words name (not negated) and their content words."""
     if not prompt:
         return [], ""
-    steps, content, messages = _parse_request(prompt)
+    steps, _, content, messages = _parse_request(prompt)
     for message in messages:  # the same warnings a one-pass restore gives about the words
         warnings.warn(message, UserWarning, stacklevel=3)
     return list(steps), content
 
 
+def user_named(prompt: str | None) -> dict[str, str | None]:
+    """The analyzer labels the user's words name, each with the user's severity word or None."""
+    return dict(_parse_request(prompt)[1]) if prompt else {}
+
+
 @functools.lru_cache(maxsize=64)
-def _parse_request(prompt: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
-    """Cleaning (spelling, keywords) is slow; a folder run parses its one prompt once."""
+def _parse_request(prompt: str):
+    """(steps, ((label, severity), ...), content, warnings) of the user's words. Cleaning
+    (spelling, keywords) is slow; a folder run parses its one prompt once."""
     from m3restore.caption.degradation import FOLD
     from m3restore.caption.prompt import merge_prompt
 
     merged = merge_prompt(prompt, None, auto=False)
-    steps = [LABEL_STEP[FOLD.get(n, n)] for n in merged.degradations if FOLD.get(n, n) in LABEL_STEP]
-    return tuple(dict.fromkeys(steps)), merged.content, tuple(merged.warnings)
+    named = {FOLD.get(n, n): severity for n, severity in merged.degradations.items() if FOLD.get(n, n) in LABEL_STEP}
+    steps = [LABEL_STEP[n] for n in named]
+    return tuple(dict.fromkeys(steps)), tuple(named.items()), merged.content, tuple(merged.warnings)
 
 
-def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
-    """The words a network gets for ``step`` and why the step is there (for --explain)."""
+def step_prompt(step: str, analysis, content: str = "", named: dict[str, str | None] | None = None) -> tuple[str, str]:
+    """The words a network gets for ``step`` and why the step is there (for --explain).
+
+    ``named``: the labels the user's words name (:func:`user_named`). The user's kind of damage
+    wins over the analyzer's ("motion blur" said, defocus found: "moderate motion blur"), and the
+    user's severity word over the analyzer's, as in a one-pass prompt."""
     from m3restore.data.degrade import DEGRADATIONS, SEVERITIES
 
     labels = STEPS[step].labels
@@ -342,16 +353,25 @@ def step_prompt(step: str, analysis, content: str = "") -> tuple[str, str]:
     # be more probable than a detected defocus, and then the step must still ask for defocus.
     found = sorted((f for f in analysis.findings if f.name in labels), key=lambda f: (not f.detected, -f.probability))
     best = found[0] if found else None
+    said = next((label for label in labels if named and label in named), None)
+    severity = None
     if best is not None and best.detected:
-        words = best.phrase
+        name, severity = best.name, best.severity
         why = f"analyzer: {best.phrase} (p {best.probability:.2f})"
         cap = STEPS[step].max_severity
-        if cap and SEVERITIES.index(best.severity) > SEVERITIES.index(cap):
-            words = f"{cap} {DEGRADATIONS[best.name].phrase}"
+        if cap and SEVERITIES.index(severity) > SEVERITIES.index(cap):
+            severity = cap
             why += f"; asked for as {cap}"
     else:
-        words = DEGRADATIONS[labels[0]].phrase
-        why = "asked for in --plan" + (f" (analyzer: p {best.probability:.2f})" if best is not None else "")
+        name = labels[0]
+        source = "your words" if said else "--plan"
+        why = f"asked for in {source}" + (f" (analyzer: p {best.probability:.2f})" if best is not None else "")
+    if said is not None:
+        if best is not None and best.detected:
+            why += "; your words: " + " ".join(w for w in (named[said], DEGRADATIONS[said].phrase) if w)
+        name, severity = said, named[said] or severity
+    phrase = DEGRADATIONS[name].phrase
+    words = f"{severity} {phrase}" if severity and name != "greyscale" else phrase
     return ", ".join(p for p in (words, content) if p), why
 
 
@@ -402,7 +422,7 @@ class Planner:
         report.unavailable = [(s, self.pool.why_not(s)) for s in report.planned if not self.pool.for_step(s)]
         report.passthrough = not report.planned
         report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
-        report.why = {s: step_prompt(s, analysis)[1] for s in report.planned}
+        report.why = {s: step_prompt(s, analysis, named=user_named(prompt))[1] for s in report.planned}
         return report
 
     def run(
@@ -414,6 +434,7 @@ class Planner:
         if plan == "none":
             raise ConfigError("--plan none runs no planner: call the pipeline directly")
         requested, content = user_request(prompt)
+        named = user_named(prompt)
         content = ", ".join(p for p in (content, caption) if p)
         report = PlanReport(mode=_mode(plan))
         analysis = self.analyze(img, report)
@@ -423,7 +444,7 @@ class Planner:
         report.planned = list(todo)
         tried: set[str] = set()
         while todo:
-            joint = self._joint(img, todo, analysis, content, report, tried) if fixed is None else None
+            joint = self._joint(img, todo, analysis, content, report, tried, named) if fixed is None else None
             if joint is not None:
                 img, analysis = joint
                 todo = self._replan(analysis, report, tried)
@@ -437,7 +458,7 @@ class Planner:
                 if len(report.records) >= self.budget:
                     report.budget_spent = True
                     break
-                prompt, why = step_prompt(step, analysis, content)
+                prompt, why = step_prompt(step, analysis, content, named)
                 result = self._attempt(img, step, candidate, prompt, why, analysis, report)
                 if result is not None:
                     img, analysis = result
@@ -460,7 +481,7 @@ class Planner:
         still = steps_for(analysis, self.order)
         return [s for s in report.planned if s in still and s not in tried]
 
-    def _joint(self, img, todo: list[str], analysis, content: str, report: PlanReport, tried: set[str]):
+    def _joint(self, img, todo: list[str], analysis, content: str, report: PlanReport, tried: set[str], named=None):
         """One pass for every planned step whose first choice is the same multi-step network.
 
         An all-in-one predictor trained on mixtures restores mixed damage better in one pass,
@@ -477,7 +498,7 @@ class Planner:
         if len(report.records) >= self.budget:
             return None
         tried.add(key)
-        words, reasons = zip(*(step_prompt(s, analysis) for s in group))
+        words, reasons = zip(*(step_prompt(s, analysis, named=named) for s in group))
         prompt = ", ".join([*words, content] if content else words)
         why = "; ".join(reasons)
         result = self._attempt(img, key, lead, prompt, why, analysis, report)
