@@ -32,6 +32,7 @@ Writes docs/PLAN_ORDER.md and docs/plan_order.json (``--name`` changes both).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import statistics
@@ -84,10 +85,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+@functools.lru_cache(maxsize=2)
+def clean_images(sets: tuple[str, ...]) -> tuple[tuple[str, np.ndarray], ...]:
+    """(set name, image) of ``sets``, in the order of :data:`SETS`; read once for every draw."""
+    return tuple((name, img) for name in SETS if name in sets for img in SETS[name]())
+
+
 def build_set(limit: int | None, seed: int, sets: tuple[str, ...] = ("mcmaster", "gopro")) -> list[dict]:
     from m3restore.data.degrade import degrade
 
-    cleans = [(name, img) for name in SETS if name in sets for img in SETS[name]()]
+    cleans = clean_images(tuple(sets))
     items = []
     for i, (set_name, clean) in enumerate(cleans[:limit]):
         rng = np.random.default_rng([seed, i])

@@ -99,7 +99,7 @@ def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
             restored, steps = pipe(image.rgb(), entry.get("prompt", ""), seed=0), "one pass"
         else:
             result = planner.run(image.rgb(), "auto", entry.get("prompt", ""))
-            restored, steps = result.image, "+".join(result.report.kept_steps()) or "unchanged"
+            restored, steps = result.image, ", ".join(result.report.kept_steps()) or "unchanged"
         seconds = time.perf_counter() - started
         before, after = psnr(quantize(image.rgb()), truth), psnr(quantize(restored), truth)
         gains.append(after - before)

@@ -144,9 +144,9 @@ def restore_paths(
     plan = parse_plan(plan or "auto")
     sampling = sampling or Sampling()
     mask_pixels = read_mask(mask)
-    if uncertainty is not None and sampling.samples < 2:
-        raise ConfigError("--uncertainty needs --samples 2 or more (the map is the spread of the samples)")
     if uncertainty is not None:  # the map is the spread of one refiner pass's samples
+        if sampling.samples < 2:
+            raise ConfigError("--uncertainty needs --samples 2 or more (the map is the spread of the samples)")
         if asked and plan != "none":
             raise ConfigError("--uncertainty maps one restoration pass; use it with --plan none")
         plan = "none"
@@ -182,27 +182,27 @@ def restore_paths(
                 try:
                     t0 = time.perf_counter()
                     image = read_image(job.source, max_pixels=max_pixels)
-                    one_pass = planner is None
+                    result = None
                     if planner is not None:
                         rgb = image.rgb()
                         caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
                         result = planner.run(rgb, plan, prompt, caption)
-                        # nothing to plan, yet the user's words ask for a restoration: --plan none's pass
-                        one_pass = plan == "auto" and bool(prompt) and not result.report.planned
-                        if not one_pass:
-                            restored = image.with_rgb(result.image)
-                            _after_plan(job, result.report, report, console, explain)
-                            if result.report.passthrough:
-                                report.unchanged.add(job.source)
-                            if verbose:
-                                _verbose_plan(job, result.report, caption, console)
-                        elif explain:
-                            console.print(f"{job.source}: the analyzer found nothing to plan; one pass with your words")
+                        if plan == "auto" and prompt and not result.report.planned:
+                            result = None  # nothing to plan, yet the user's words ask for a restoration
+                            if explain:
+                                says = "the analyzer found nothing to plan; one pass with your words"
+                                console.print(f"{job.source}: {says}")
+                    one_pass = result is None
                     if one_pass:
                         restored = pipe(image, prompt, seed)
                         if pipe.last.passthrough:
-                            _say_unchanged(job, pipe.last, console)
-                            report.unchanged.add(job.source)
+                            found = pipe.last.merged.analysis.summary()
+                            _say_unchanged(job, found, "nothing it puts into a prompt", report, console)
+                    else:
+                        restored = image.with_rgb(result.image)
+                        _after_plan(job, result.report, report, console, explain)
+                        if verbose:
+                            _verbose_plan(job, result.report, caption, console)
                     seconds = time.perf_counter() - t0
                     write_image(job.target, restored, overwrite=overwrite)
                     if job.source in unc_targets:
@@ -234,13 +234,13 @@ def restore_paths(
     return report
 
 
-def _say_unchanged(job: Job, info, console: Console) -> None:
-    found = info.merged.analysis.summary() or "no degradation"
-    console.print(
-        f"{job.source}: analyzer found {found}, nothing it puts into a prompt; written unchanged "
-        "(give --prompt to restore anyway)",
-        soft_wrap=True,
-    )
+def _say_unchanged(
+    job: Job, found: str, why: str, report: Report, console: Console, hint: str = "give --prompt to restore anyway"
+) -> None:
+    """Record and say that ``job``'s picture is written back as it was (the analyzer found ``found``)."""
+    report.unchanged.add(job.source)
+    found = found or "no degradation"
+    console.print(f"{job.source}: analyzer found {found}, {why}; written unchanged ({hint})", soft_wrap=True)
 
 
 def _planner(pipe, plan, mask, console: Console, asked: bool = True):
@@ -265,12 +265,11 @@ def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool)
     if explain:
         console.print(plan_table(job.source, plan))
     if plan.passthrough:
-        found = ", ".join(f["phrase"] for f in plan.findings) or "no degradation"
+        found = ", ".join(f["phrase"] for f in plan.findings)
         if plan.planned:
-            why = "no step improved it; written unchanged (--plan none restores without checking)"
+            _say_unchanged(job, found, "no step improved it", report, console, "--plan none restores without checking")
         else:
-            why = "nothing it plans a step for; written unchanged (give --prompt to restore anyway)"
-        console.print(f"{job.source}: analyzer found {found}, {why}", soft_wrap=True)
+            _say_unchanged(job, found, "nothing it plans a step for", report, console)
     for step, why in plan.unavailable:
         report.partial.append((job.source, f"{job.source}: step '{step}' not done: {why}"))
 
@@ -346,7 +345,7 @@ def _uncertainty_targets(jobs: list[Job], where, overwrite: bool, report: Report
 
 
 def _steps_done(report: Report, source: Path) -> str:
-    """The kept steps of a planned restoration ("brighten+denoise"), "" for one pass."""
+    """The kept steps of a planned restoration ("brighten+denoise, dejpeg"), "" for one pass."""
     plan = report.plans.get(source)
     return ", ".join(s["step"] for s in plan["steps"] if s["kept"]) if plan else ""
 

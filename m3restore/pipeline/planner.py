@@ -422,7 +422,8 @@ class Planner:
         report.unavailable = [(s, self.pool.why_not(s)) for s in report.planned if not self.pool.for_step(s)]
         report.passthrough = not report.planned
         report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
-        report.why = {s: step_prompt(s, analysis, named=user_named(prompt))[1] for s in report.planned}
+        named = user_named(prompt)
+        report.why = {s: step_prompt(s, analysis, named=named)[1] for s in report.planned}
         return report
 
     def run(
