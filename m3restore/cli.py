@@ -65,6 +65,9 @@ def restore(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."),
     tile: str = typer.Option("auto", help="Tile side in pixels, 0 for none, or auto (fits a memory budget)."),
+    ensemble: int = typer.Option(
+        1, help="Average the predictor over 1, 2, 4 or 8 flipped/transposed views (N times slower, sharper)."
+    ),
     weights: str | None = typer.Option(None, help="Weights bundle: a folder or an installed name."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     suffix: str = typer.Option("_restored", help="Added to output names when writing into a folder."),
@@ -100,6 +103,7 @@ def restore(
 ):
     """Restore one image, many images, or whole folders."""
     from m3restore.pipeline import batch
+    from m3restore.pipeline.ensemble import check_ensemble
     from m3restore.pipeline.planner import parse_plan
     from m3restore.pipeline.restore import Sampling
 
@@ -115,6 +119,7 @@ def restore(
         fail("--plan with steps verifies each one with the analyzer; drop --no-auto-prompt", 2)
     try:
         sampling = Sampling(steps=steps, sampler=sampler, samples=samples, guidance=guidance)
+        check_ensemble(ensemble)
     except M3RestoreError as error:
         fail(str(error), 2)
     report = batch.restore_paths(
@@ -125,6 +130,7 @@ def restore(
         device=device,
         dtype=dtype,
         tile=tile,
+        ensemble=ensemble,
         weights=weights,
         recursive=recursive,
         suffix=suffix,
@@ -372,6 +378,7 @@ def eval_(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."),
     tile: str = typer.Option("auto", help="Tile side in pixels, 0 for none, or auto."),
+    ensemble: int = typer.Option(1, help="Self-ensemble of 1, 2, 4 or 8 flipped/transposed views per image."),
 ):
     """Evaluate on a dataset: PSNR/SSIM (+LPIPS, FID, OCR), baselines, ablations, HTML report."""
     from rich.table import Table
@@ -379,6 +386,7 @@ def eval_(
     from m3restore.errors import ConfigError
     from m3restore.evaluation import EvaluationInterrupted, baseline_methods, evaluate, model_methods, open_dataset
     from m3restore.evaluation.report import METRICS
+    from m3restore.pipeline.ensemble import check_ensemble
 
     if out_dir is None:  # a fresh, dated run folder, so no earlier evaluation is ever replaced
         import time
@@ -389,8 +397,9 @@ def eval_(
     unknown = [a for a in ablations if a != "text"]
     if unknown:
         raise ConfigError(f"--ablate {unknown[0]}: unknown ablation; valid: text")
-    if no_model and (weights or ablations):
-        raise ConfigError("--no-model cannot be combined with --weights or --ablate")
+    if no_model and (weights or ablations or ensemble != 1):
+        raise ConfigError("--no-model cannot be combined with --weights, --ablate or --ensemble")
+    check_ensemble(ensemble)
     data = open_dataset(
         dataset,
         root=root,
@@ -411,7 +420,13 @@ def eval_(
         console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if not no_model:
         methods += model_methods(
-            weights or [None], ablate_text="text" in ablations, device=device, dtype=dtype, tile=tile, seed=seed
+            weights or [None],
+            ablate_text="text" in ablations,
+            device=device,
+            dtype=dtype,
+            tile=tile,
+            seed=seed,
+            ensemble=ensemble,
         )
     try:
         result = evaluate(

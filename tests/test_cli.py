@@ -34,6 +34,19 @@ def test_restore_single_file(tiny_bundle, photo_file, tmp_path):
     assert restored.pixels.shape == read_image(photo_file).pixels.shape
 
 
+def test_restore_with_self_ensemble(tiny_bundle, photo_file, tmp_path):
+    plain, eight = tmp_path / "plain.png", tmp_path / "eight.png"
+    code, out = run("restore", photo_file, "-o", plain, "--weights", tiny_bundle, "--plan", "none")
+    assert code == 0, out
+    code, out = run(
+        "restore", photo_file, "-o", eight, "--weights", tiny_bundle, "--plan", "none", "--ensemble", 8, "-v"
+    )
+    assert code == 0, out
+    assert "self-ensemble of 8 views" in out
+    a, b = read_image(plain).pixels, read_image(eight).pixels
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
 def test_restore_keeps_alpha_and_16_bit(tiny_bundle, tmp_path, photo):
     alpha = (np.arange(40 * 56, dtype=np.uint16).reshape(40, 56) * 29) % 65535
     src = tmp_path / "deep.png"
@@ -85,6 +98,7 @@ def test_existing_output_needs_overwrite(tiny_bundle, photo_file, tmp_path):
         (["restore", "{photo}", "--dtype", "fp8"], "--dtype fp8"),
         (["restore", "{photo}", "--tile", "-3"], "--tile"),
         (["restore", "{photo}", "--tile", "big"], "--tile"),
+        (["restore", "{photo}", "--ensemble", "3"], "--ensemble 3"),
         (["restore", "{photo}", "--max-pixels", "100"], "limit"),
         (["restore", "{photo}", "--weights", "{missing}"], "no such weights"),
         (["restore", "{photo}", "--weights", "{emptydir}"], "not a weights bundle"),

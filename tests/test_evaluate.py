@@ -427,6 +427,22 @@ def test_eval_with_lpips_and_fid_weights(bundles, clean_dir, lpips_file, fid_fil
     assert summary["metrics"]["lpips"]["sha256"] and summary["metrics"]["fid"]["path"] == str(fid_file)
 
 
+def test_eval_self_ensemble_row(bundles, clean_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["eval", "--dataset", "synthetic", "--root", clean_dir, "--degrade", "noise:25", "--seed", 0,
+            "--weights", bundles[0], "--device", "cpu", "--limit", 1]  # fmt: skip
+    code, text = run(*args, "--ensemble", 2, "--out", out)
+    assert code == 0, text
+    code, text = run(*args, "--out", tmp_path / "plain")
+    assert code == 0, text
+    (row,) = rows_of(out)
+    (plain,) = rows_of(tmp_path / "plain")
+    assert row["method"] == "dil-a-x2" and plain["method"] == "dil-a"
+    assert row["psnr"] != plain["psnr"]
+    code, text = run(*args[:9], "--no-model", "--ensemble", 2, "--out", tmp_path / "x")
+    assert code != 0 and one_error_line(text) and "--ensemble" in text
+
+
 def test_resume_and_interrupt(bundles, clean_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     base = ["eval", "--dataset", "synthetic", "--root", clean_dir, "--degrade", "noise:10", "--no-model",

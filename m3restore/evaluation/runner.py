@@ -132,16 +132,20 @@ def model_methods(
     dtype: str = "auto",
     tile: int | str = "auto",
     seed: int = 0,
+    ensemble: int = 1,
 ) -> list[Method]:
     """Rows for M3-UNet bundles (``None`` = the default bundle); with ``ablate_text`` three rows
-    per bundle: correct, empty and wrong prompt (see :data:`PROMPT_MODES`)."""
+    per bundle: correct, empty and wrong prompt (see :data:`PROMPT_MODES`). With ``ensemble`` > 1
+    each row averages that many flipped/transposed views and its label ends in ``-xN``."""
     from m3restore.pipeline.restore import load_pipeline
 
     methods: list[Method] = []
     used: set[str] = set()
     for w in weights or [None]:
-        pipe = load_pipeline(w, device=device, dtype=dtype, tile=tile)
+        pipe = load_pipeline(w, device=device, dtype=dtype, tile=tile, ensemble=ensemble)
         label = pipe.bundle.name if pipe.bundle is not None else "m3restore"
+        if ensemble > 1:
+            label = f"{label}-x{ensemble}"
         base, n = label, 2
         while _slug(label) in used:
             label, n = f"{base}-{n}", n + 1

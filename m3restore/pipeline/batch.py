@@ -107,6 +107,7 @@ def restore_paths(
     device="auto",
     dtype="auto",
     tile="auto",
+    ensemble=1,
     weights=None,
     recursive=False,
     suffix="_restored",
@@ -126,6 +127,7 @@ def restore_paths(
     """Restore every image named by ``inputs`` into ``output``; see the module docstring.
 
     ``sampling`` (:class:`m3restore.pipeline.restore.Sampling`) runs the diffusion refiner;
+    ``ensemble`` averages the predictor over that many flipped/transposed views (1, 2, 4, 8);
     ``uncertainty`` is where the per-pixel std maps go: a file for one input, else a folder.
     ``plan`` is ``"auto"`` (the default, None: detect, order, verify; one all-in-one pass when the
     bundle has no analyzer), ``"none"`` (one all-in-one pass) or steps such as ``"denoise,deblur"``
@@ -134,10 +136,12 @@ def restore_paths(
     asks for a restoration: then it gets the one pass ``"none"`` would give it.
     """
     from m3restore.io import Image, read_image, write_image
+    from m3restore.pipeline.ensemble import check_ensemble
     from m3restore.pipeline.restore import Sampling, _parse_tile, load_pipeline
 
     console = console or Console(stderr=True)
-    _parse_tile(tile)  # a bad --tile fails before minutes of loading
+    _parse_tile(tile)  # a bad --tile or --ensemble fails before minutes of loading
+    check_ensemble(ensemble)
     from m3restore.pipeline.planner import parse_plan, read_mask
 
     asked = plan is not None
@@ -161,6 +165,7 @@ def restore_paths(
             device=device,
             dtype=dtype,
             tile=tile,
+            ensemble=ensemble,
             text_encoder=text_encoder,
             auto_prompt=auto_prompt,
             captioner=captioner,
@@ -170,7 +175,8 @@ def restore_paths(
             d = pipe.describe()
             console.print(
                 f"bundle {d['bundle']} · {d['predictor_parameters']:,} parameters · {d['device']} {d['dtype']} "
-                f"· loaded in {time.perf_counter() - started:.1f} s"
+                + (f"· self-ensemble of {d['ensemble']} views " if d["ensemble"] > 1 else "")
+                + f"· loaded in {time.perf_counter() - started:.1f} s"
             )
         planner = _planner(pipe, plan, mask_pixels, console, asked)
         show_bar = len(jobs) > 1

@@ -9,7 +9,9 @@ untouched; grey stays grey.
 
 With ``steps > 0`` the bundle's diffusion refiner samples a residual on top of the predictor's
 estimate (``m3restore.diffusion.refine``); ``samples > 1`` returns the mean of that many
-samples and keeps their per-pixel standard deviation in ``pipe.last.uncertainty``.
+samples and keeps their per-pixel standard deviation in ``pipe.last.uncertainty``. With
+``ensemble`` 2, 4 or 8 the predictor's estimate is the mean over that many flipped and
+transposed views of each tile (``m3restore.pipeline.ensemble``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from m3restore.device import all_finite, resolve_device, resolve_dtype
 from m3restore.errors import ConfigError, WeightsError
+from m3restore.pipeline.ensemble import check_ensemble, self_ensemble
 from m3restore.pipeline.tiling import auto_tile, run_tiled
 
 DEFAULT_OVERLAP = 64  # wide enough that tile borders agree with the untiled result to ~36-40 dB
@@ -91,7 +94,9 @@ class RestorePipeline:
         auto_prompt: bool = False,
         refiner: torch.nn.Module | None = None,
         sampling: Sampling | None = None,
+        ensemble: int = 1,
     ):
+        self.ensemble = check_ensemble(ensemble)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
         self._fp32 = predictor.float().eval()
@@ -285,7 +290,7 @@ class RestorePipeline:
     def _restore_tile(self, predictor, refiner, t: torch.Tensor, text, noise: list[torch.Tensor]) -> torch.Tensor:
         """The predictor's estimate; with the refiner, the mean of its samples (+ their std)."""
         t = t.contiguous(memory_format=torch.channels_last)
-        estimate = predictor(t, text)
+        estimate = self_ensemble(lambda view: predictor(view, text), t, self.ensemble)
         if not noise:
             return estimate
         from m3restore.diffusion.refine import refine
@@ -329,6 +334,7 @@ class RestorePipeline:
             "predictor_parameters": sum(p.numel() for p in net.parameters()),
             "refiner_parameters": sum(p.numel() for p in self._refiner_fp32.parameters()) if self.refiner else 0,
             "steps": self.sampling.steps,
+            "ensemble": self.ensemble,
             "text_encoder": self.text_encoder_name,
         }
 
