@@ -228,6 +228,15 @@ def test_a_bundle_in_the_search_path_joins_the_pool(planning_bundle, monkeypatch
     assert [c.kind for c in masked.for_step("inpaint")] == ["classical"]
 
 
+def test_a_specialist_runs_like_the_main_pipeline(planning_bundle):
+    from m3restore.pipeline.planner import _lazy_pipeline
+    from m3restore.pipeline.restore import load_pipeline
+
+    pipe = load_pipeline(str(planning_bundle), device="cpu", tile=64, ensemble=4)
+    special = _lazy_pipeline(pipe, planning_bundle.parent / "extra" / "denoise-specialist")()
+    assert (special.device, special.dtype, special.tile, special.ensemble) == (pipe.device, pipe.dtype, 64, 4)
+
+
 def test_cli_explain_and_json_plan(planning_bundle, photo_png, tmp_path):
     code, output = run("restore", photo_png, "-o", tmp_path / "o.png", "--weights", planning_bundle, "--explain",
                        "--plan", "denoise,colorize")  # fmt: skip

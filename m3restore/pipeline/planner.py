@@ -194,7 +194,9 @@ def _lazy_pipeline(main, path):
         if "pipe" not in cache:
             from m3restore.pipeline.restore import RestorePipeline
 
-            cache["pipe"] = RestorePipeline.from_bundle(str(path), device=main.device, dtype=main.dtype, tile=main.tile)
+            cache["pipe"] = RestorePipeline.from_bundle(
+                str(path), device=main.device, dtype=main.dtype, tile=main.tile, ensemble=main.ensemble
+            )
         return cache["pipe"]
 
     return get
