@@ -92,7 +92,31 @@ def weights_info(weights: str | None) -> dict:
         "model_index_sha256": hashlib.sha256(index_file.read_bytes()).hexdigest(),
         "training_iterations": index.get("training", {}).get("iterations"),
         "training_recipe": index.get("training", {}).get("recipe"),
+        "specialists": specialists(path),
     }
+
+
+def specialists(main: Path) -> list[dict]:
+    """The other bundles on the search path that declare ``fixes``: the planner's pool draws on
+    them, so results of ``--plan auto`` depend on them too."""
+    from m3restore.weights import available_bundles
+
+    found = []
+    for path in available_bundles():
+        if path.resolve() == main.resolve():
+            continue
+        index = json.loads((path / "model_index.json").read_text())
+        if index.get("fixes"):
+            files = index.get("components", {}).get("predictor", {}).get("files", {})
+            found.append(
+                {
+                    "path": str(path),
+                    "name": index.get("name"),
+                    "fixes": index["fixes"],
+                    "model_safetensors_sha256": files.get("model.safetensors"),
+                }
+            )
+    return found
 
 
 def weights_lines(w: dict) -> list[str]:
@@ -100,6 +124,10 @@ def weights_lines(w: dict) -> list[str]:
         f"- Weights: `{w['path']}` (bundle `{w['name']}`)",
         f"  - predictor `model.safetensors` sha256 (from model_index.json): `{w['model_safetensors_sha256']}`",
         f"  - `model_index.json` sha256: `{w['model_index_sha256']}`",
+    ] + [
+        f"- Specialist in the planner's pool: `{s['path']}` (bundle `{s['name']}`, fixes {', '.join(s['fixes'])}; "
+        f"predictor sha256 `{s['model_safetensors_sha256']}`)"
+        for s in w.get("specialists", [])
     ]
 
 
