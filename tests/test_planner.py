@@ -290,6 +290,27 @@ def test_one_network_first_for_several_steps_gets_one_joint_pass():
     assert result.report.records[0].kept and result.image[0, 0].tolist() == [0, 0, 0]
 
 
+def test_a_specialist_does_not_break_up_a_joint_pass_but_takes_its_step_alone():
+    calls = []
+
+    def network(name, fixes):
+        def run(img, step, prompt):
+            calls.append((name, step))
+            out = img.copy()
+            for s in step.split("+"):
+                out[0, 0, FLAGS["noise" if s == "denoise" else "motion-blur"]] = 0
+            return out
+
+        return Candidate(name, fixes, "network", run, 20 if len(fixes) == 1 else 30)
+
+    pool = [network("all-in-one", ("denoise", "deblur")), network("denoiser", ("denoise",))]
+    planner(pool).run(picture("noise", "motion-blur"), "auto")
+    assert calls == [("all-in-one", "+".join(s for s in ORDER if s in ("denoise", "deblur")))]
+    calls.clear()
+    result = planner(pool).run(picture("noise"), "auto")
+    assert calls == [("denoiser", "denoise")] and result.report.kept_steps() == ["denoise"]
+
+
 def test_a_rolled_back_joint_pass_falls_back_to_single_steps():
     calls = []
 

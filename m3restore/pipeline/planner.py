@@ -11,8 +11,9 @@
 3. **Choose** — each step draws candidates from the :class:`Pool`: every installed bundle whose
    ``model_index.json`` declares ``"fixes"`` (the shipped all-in-one predictor, with that
    step's words as its prompt, and any specialist dropped into the weights search path), and
-   classical tools that declare the step (OpenCV inpainting given a mask). When one network is
-   the first choice for several planned steps, it first gets one joint pass told all of them.
+   classical tools that declare the step (OpenCV inpainting given a mask). When one multi-step
+   network can do several planned steps, it first gets one joint pass told all of them; a
+   single-step specialist is the first choice for a step left on its own.
 4. **Verify** — after each step the analyzer looks again. A step is kept when the analyzer's
    measure of damage fell, or when direct measures of the step's own damage (``checks.py``:
    sharpness for deblur, noise σ for denoise …, which stay valid on a network's output, where the
@@ -485,14 +486,16 @@ class Planner:
         return [s for s in report.planned if s in still and s not in tried]
 
     def _joint(self, img, todo: list[str], analysis, content: str, report: PlanReport, tried: set[str], named=None):
-        """One pass for every planned step whose first choice is the same multi-step network.
+        """One pass for every planned step whose first multi-step network is the same.
 
         An all-in-one predictor trained on mixtures restores mixed damage better in one pass,
-        told everything at once, than in one pass per damage (docs/PLAN_ORDER.md). The joint
-        pass is verified like any step; if it is rolled back, the steps run one by one.
-        Returns the new (image, analysis) when the joint pass is kept, else None.
+        told everything at once, than in one pass per damage (docs/PLAN_ORDER.md). A specialist
+        (one step) was trained on its damage alone, so it does not break up a joint pass: it
+        is the first choice when its step is left on its own, or when the joint pass is rolled
+        back and the steps run one by one. Returns the new (image, analysis) when the joint pass
+        is kept, else None.
         """
-        first = {s: c[0] for s in todo if (c := self.pool.for_step(s))}
+        first = {s: c[0] for s in todo if (c := [c for c in self.pool.for_step(s) if len(c.steps) > 1])}
         lead = first.get(todo[0])
         group = [s for s in todo if first.get(s) is lead]
         key = "+".join(group)
