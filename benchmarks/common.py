@@ -99,13 +99,13 @@ def weights_info(weights: str | None) -> dict:
 def specialists(main: Path) -> list[dict]:
     """The other bundles on the search path that declare ``fixes``: the planner's pool draws on
     them, so results of ``--plan auto`` depend on them too."""
-    from m3restore.weights import available_bundles
+    from m3restore.weights import available_bundles, open_bundle
 
     found = []
     for path in available_bundles():
         if path.resolve() == main.resolve():
             continue
-        index = json.loads((path / "model_index.json").read_text())
+        index = open_bundle(path, verify=False).index
         if index.get("fixes"):
             files = index.get("components", {}).get("predictor", {}).get("files", {})
             found.append(
@@ -258,6 +258,13 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
     return img[top : top + size, left : left + size]
+
+
+def bootstrap_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the mean of ``values`` resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:

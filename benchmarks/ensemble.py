@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ROOT,
+    bootstrap_ci,
     machine_info,
     machine_lines,
     md_table,
@@ -47,12 +48,6 @@ CASES = (
     ("kodak24_motion_blur", "motion-blur"),
     ("gopro_val", ""),
 )
-
-
-def bootstrap(diffs: np.ndarray, seed: int = 0, rounds: int = 10_000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, len(diffs), (rounds, len(diffs)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def run_case(key: str, spec: str, pipes: dict, args, log) -> dict:
@@ -79,7 +74,7 @@ def run_case(key: str, spec: str, pipes: dict, args, log) -> dict:
     result = {"task": task.title, "level": spec or "real blur", "images": [n for n, _, _ in items], "sizes": {}}
     for n in pipes:
         p = np.array(psnr[n])
-        lo, hi = bootstrap(p - base, seed=args.seed)
+        lo, hi = bootstrap_ci(p - base, n=10_000, seed=args.seed)
         result["sizes"][str(n)] = {
             "psnr": [round(float(v), 4) for v in p],
             "mean_psnr": round(float(p.mean()), 3),

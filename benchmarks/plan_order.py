@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    bootstrap_ci,
     center_crop,
     list_images,
     machine_info,
@@ -329,13 +330,6 @@ def main(argv=None) -> int:
         write_text(ROOT / "m3restore" / "pipeline" / "step_order.json", json.dumps(policy, indent=2) + "\n")
     print(text)
     return 0
-
-
-def bootstrap_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of the mean of ``values`` resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def _phrase(name: str) -> str:

@@ -495,7 +495,7 @@ class Planner:
         back and the steps run one by one. Returns the new (image, analysis) when the joint pass
         is kept, else None.
         """
-        first = {s: c[0] for s in todo if (c := [c for c in self.pool.for_step(s) if len(c.steps) > 1])}
+        first = {s: nets[0] for s in todo if (nets := [c for c in self.pool.for_step(s) if len(c.steps) > 1])}
         lead = first.get(todo[0])
         group = [s for s in todo if first.get(s) is lead]
         key = "+".join(group)
