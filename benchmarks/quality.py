@@ -157,6 +157,8 @@ TASKS = (
          ("noise:15", "noise:25", "noise:50"), ("σ=15", "σ=25", "σ=50")),
     Task("kodak24_jpeg", "Kodak24, JPEG compression", "kodak24", "jpeg",
          ("jpeg:10", "jpeg:20", "jpeg:30"), ("q=10", "q=20", "q=30")),
+    Task("mcmaster_jpeg", "McMaster, JPEG compression", "mcmaster", "jpeg",
+         ("jpeg:10", "jpeg:20", "jpeg:30"), ("q=10", "q=20", "q=30")),
     Task("kodak24_motion_blur", "Kodak24, synthetic motion blur", "kodak24", "blur",
          ("motion-blur",), ("motion-blur (random 5-41 px)",)),
     Task("gopro_val", "GoPro GOPR0372 validation pairs (real blur)", "gopro_GOPR0372/val", "pairs",

@@ -176,14 +176,14 @@ def info(weights: str | None = typer.Option(None, help="Weights bundle: a folder
     out.print(table)
     bundle = open_bundle(weights)
     t = Table(title=f"bundle {bundle.name} ({bundle.path})")
-    for col in ("component", "class", "parameters", "config"):
+    for col in ("component", "class", "parameters", "stored as", "config"):
         t.add_column(col)
     for name, entry in bundle.index["components"].items():
         cfg = bundle.config(name)
         short = ", ".join(
             f"{k}={v}" for k, v in cfg.items() if k in ("width", "dilation", "fusion", "patch", "middle_blocks")
         )
-        t.add_row(name, entry["class"], f"{entry['parameters']:,}", short)
+        t.add_row(name, entry["class"], f"{entry['parameters']:,}", entry.get("storage", "float32"), short)
     out.print(t)
     te = bundle.index.get("text_encoder")
     if te:

@@ -185,17 +185,33 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, error=WeightsError)
 
 
-def save_bundle(path: str | os.PathLike, components: dict[str, Any], *, name: str | None = None, **extra: Any) -> Path:
+STORAGE_DTYPES = ("float32", "float16")
+
+
+def save_bundle(
+    path: str | os.PathLike,
+    components: dict[str, Any],
+    *,
+    name: str | None = None,
+    storage: str = "float32",
+    **extra: Any,
+) -> Path:
     """Write ``components`` (name → module with a dataclass ``config``) as a bundle at ``path``.
 
-    ``extra`` goes into model_index.json (e.g. ``text_encoder``, ``training``). Files are written
+    ``extra`` goes into model_index.json (e.g. ``text_encoder``, ``training``). ``storage`` is
+    the dtype floating-point tensors are written in: ``float16`` halves the files, and
+    :meth:`Bundle.load` copies them into the module's float32 parameters. Files are written
     atomically, and model_index.json last, so a crash never leaves a bundle that verifies.
     """
+    import torch
     from safetensors.torch import save
 
     from m3restore import __version__
     from m3restore.config import to_dict
 
+    if storage not in STORAGE_DTYPES:
+        raise WeightsError(f"unknown storage dtype {storage!r}; choose from {', '.join(STORAGE_DTYPES)}")
+    stored = getattr(torch, storage)
     path = Path(path)
     classes = {cls: name for name, (cls, _) in _component_classes().items()}
     index: dict[str, Any] = {
@@ -209,13 +225,17 @@ def save_bundle(path: str | os.PathLike, components: dict[str, Any], *, name: st
         if type(module) not in classes:
             raise WeightsError(f"cannot save component '{component}': unknown class {type(module).__name__}")
         config_bytes = (json.dumps(to_dict(module.config), indent=2) + "\n").encode()
-        state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+        state = {
+            k: v.detach().to("cpu", stored if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in module.state_dict().items()
+        }
         tensor_bytes = save(state, metadata={"component": component, "class": type(module).__name__})
         _atomic_write_bytes(path / component / "config.json", config_bytes)
         _atomic_write_bytes(path / component / "model.safetensors", tensor_bytes)
         index["components"][component] = {
             "class": classes[type(module)],
             "parameters": sum(v.numel() for v in state.values()),
+            "storage": storage,
             "files": {
                 "config.json": hashlib.sha256(config_bytes).hexdigest(),
                 "model.safetensors": hashlib.sha256(tensor_bytes).hexdigest(),
@@ -255,6 +275,25 @@ def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def convert_bundle(source: str | os.PathLike, target: str | os.PathLike, *, storage: str = "float16") -> Path:
+    """Write a copy of bundle ``source`` at the new folder ``target`` with every component's
+    tensors stored as ``storage`` (float16: half the size on disk, for shipping); the other
+    model_index.json fields and the model card travel along unchanged."""
+    import shutil
+
+    bundle = open_bundle(source)
+    target = Path(target)
+    if target.exists():
+        raise WeightsError(f"{target}: already exists; convert into a new folder")
+    own = ("format", "format_version", "name", "m3restore_version", "components")
+    extra = {k: v for k, v in bundle.index.items() if k not in own}
+    modules = {component: bundle.load(component) for component in bundle.components}
+    save_bundle(target, modules, name=bundle.name, storage=storage, **extra)
+    if (bundle.path / "MODEL_CARD.md").exists():
+        shutil.copy2(bundle.path / "MODEL_CARD.md", target / "MODEL_CARD.md")
+    return target
 
 
 def set_index_fields(path: str | os.PathLike, **fields: Any) -> Path:

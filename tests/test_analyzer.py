@@ -253,6 +253,7 @@ def test_cli_stage_analyzer(tmp_path, tiny_bundle, monkeypatch):
     training = open_bundle(tmp_path / "run2" / "bundle").index["analyzer_training"]
     assert [leg["iterations"] for leg in training["legs"]] == [2, 3] and training["iterations"] == 5
     assert "warm start" in training["legs"][1]["note"] and "seed 5" in training["legs"][1]["note"]
+    assert training["legs"][1]["text_fraction"] == ta.TEXT_FRACTION  # each leg records its text share
     assert set(training["thresholds"]) == set(LABELS)
     ta.add_analyzer(tmp_path / "run2" / "bundle", target)
     assert open_bundle(target).index["analyzer_training"]["iterations"] == 5

@@ -13,7 +13,7 @@ import torch
 
 from m3restore.errors import WeightsError
 from m3restore.models.m3unet import M3UNet, M3UNetConfig
-from m3restore.weights import ENV_VAR, FORMAT, open_bundle, resolve, save_bundle
+from m3restore.weights import ENV_VAR, FORMAT, convert_bundle, open_bundle, resolve, save_bundle
 
 
 def tiny_net(width: int = 8, seed: int = 0) -> M3UNet:
@@ -96,6 +96,29 @@ def test_save_load_round_trip_is_bit_exact(bundle: Path, net: M3UNet):
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
     assert opened.load("predictor") is loaded  # cached
+
+
+def test_float16_storage_halves_the_file_and_loads_into_float32(bundle: Path, net: M3UNet, tmp_path: Path):
+    (bundle / "MODEL_CARD.md").write_text("# card\n")
+    half = convert_bundle(bundle, tmp_path / "half")
+    opened = open_bundle(half)  # checksums of the new files verify
+    assert opened.index["components"]["predictor"]["storage"] == "float16"
+    assert open_bundle(bundle).index["components"]["predictor"]["storage"] == "float32"
+    assert opened.index["training"] == {"iterations": 3} and opened.name == "b"  # the rest travels along
+    assert (half / "MODEL_CARD.md").read_text() == "# card\n"
+    full_size = (bundle / "predictor" / "model.safetensors").stat().st_size
+    assert (half / "predictor" / "model.safetensors").stat().st_size < 0.6 * full_size
+    loaded = opened.load("predictor")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (k, v), w in zip(net.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(v.half().float(), w), k  # exactly the float16-rounded weights
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=5e-3)
+    with pytest.raises(WeightsError, match="already exists"):
+        convert_bundle(bundle, half)
+    with pytest.raises(WeightsError, match="unknown storage dtype 'int8'"):
+        save_bundle(tmp_path / "c", {"predictor": net}, storage="int8")
 
 
 def test_no_pickle_is_used(bundle: Path, net: M3UNet, monkeypatch):

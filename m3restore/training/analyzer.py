@@ -543,6 +543,7 @@ def run(
         "batch_size": batch_size,
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "train_seconds": round(train_seconds, 1),
+        "text_fraction": text_fraction,
         "note": (f"warm start from {init}" if init else "from scratch")
         + f", lr {lr:g}, seed {seed}, {torch.get_num_threads()} thread(s), text scenes {text_fraction:.0%}",
     }
@@ -585,7 +586,7 @@ def _legs(training: dict) -> list[dict]:
     if training.get("legs"):
         return list(training["legs"])
     if training.get("iterations"):
-        keys = ("iterations", "batch_size", "cpu_seconds", "train_seconds", "note")
+        keys = ("iterations", "batch_size", "cpu_seconds", "train_seconds", "text_fraction", "note")
         return [{k: training[k] for k in keys if k in training}]
     return []
 
