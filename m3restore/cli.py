@@ -71,6 +71,11 @@ def restore(
     weights: str | None = typer.Option(None, help="Weights bundle: a folder or an installed name."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     suffix: str = typer.Option("_restored", help="Added to output names when writing into a folder."),
+    ext: str | None = typer.Option(
+        None,
+        help="Output format when writing into a folder or beside the input (png, jpg, tif, webp, bmp); "
+        "default: the input's own (JPEG is written at quality 95, 4:4:4).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     max_pixels: int = typer.Option(100_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the prompt used and timings."),
@@ -102,6 +107,7 @@ def restore(
     mask: Path | None = typer.Option(None, help="Image whose white pixels mark missing regions (for inpaint)."),
 ):
     """Restore one image, many images, or whole folders."""
+    from m3restore.io import check_output_ext
     from m3restore.pipeline import batch
     from m3restore.pipeline.ensemble import check_ensemble
     from m3restore.pipeline.planner import parse_plan
@@ -120,6 +126,7 @@ def restore(
     try:
         sampling = Sampling(steps=steps, sampler=sampler, samples=samples, guidance=guidance)
         check_ensemble(ensemble)
+        check_output_ext(ext)
     except M3RestoreError as error:
         fail(str(error), 2)
     report = batch.restore_paths(
@@ -134,6 +141,7 @@ def restore(
         weights=weights,
         recursive=recursive,
         suffix=suffix,
+        ext=ext,
         overwrite=overwrite,
         max_pixels=max_pixels,
         verbose=verbose,

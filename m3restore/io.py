@@ -429,6 +429,17 @@ def _no_images_message(folder: Path, extensions: Sequence[str], recursive: bool)
     return message
 
 
+def check_output_ext(ext: str | None) -> str | None:
+    """``ext`` ("png", ".jpg" …) normalised to a writable extension with its dot; None stays None
+    (keep each input's own). A format we cannot write is a :class:`ConfigError` naming the ones we can."""
+    if ext is None:
+        return None
+    normal = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    if normal not in _FORMATS:
+        raise ConfigError(f"--ext {ext}: not a format m3restore writes; choose from {', '.join(IMAGE_EXTENSIONS)}")
+    return normal
+
+
 def output_path(
     input_path: Path,
     output: Path | str | None,

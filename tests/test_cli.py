@@ -58,6 +58,19 @@ def test_restore_keeps_alpha_and_16_bit(tiny_bundle, tmp_path, photo):
     assert np.array_equal(result.alpha, alpha)
 
 
+def test_ext_picks_the_output_format_of_a_folder_run(tiny_bundle, photo, tmp_path):
+    folder = tmp_path / "jpegs"
+    write_image(folder / "a.jpg", Image(photo, None, 8))
+    code, out = run("restore", folder, "-o", tmp_path / "out", "--weights", tiny_bundle, "--ext", "PNG")
+    assert code == 0, out
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_restored.png"]
+    assert read_image(tmp_path / "out" / "a_restored.png").pixels.shape == photo.shape
+    code, out = run("restore", folder, "-o", tmp_path / "out2", "--weights", tiny_bundle, "--ext", "gif")
+    assert code == 2 and one_error_line(out)
+    assert "--ext gif: not a format m3restore writes" in out
+    assert not (tmp_path / "out2").exists()
+
+
 def test_folder_run_continues_past_bad_files(tiny_bundle, photo_file, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

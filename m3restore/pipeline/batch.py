@@ -50,9 +50,10 @@ def eta_progress(console: Console, label: str = "", disable: bool = False) -> Pr
 
 
 def plan_jobs(
-    inputs, output, *, recursive: bool, suffix: str, overwrite: bool
+    inputs, output, *, recursive: bool, suffix: str, overwrite: bool, ext: str | None = None
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
-    """Expand inputs into (source, target) jobs; folder structure is kept under an output folder."""
+    """Expand inputs into (source, target) jobs; folder structure is kept under an output folder.
+    ``ext`` is the format of outputs named from their input (default: the input's own)."""
     from m3restore.io import list_images, output_path
 
     expanded: list[tuple[Path, Path | None]] = []  # (file, folder it was found in)
@@ -72,7 +73,7 @@ def plan_jobs(
         if output is not None and root is not None and path.parent != root:
             base = Path(output) / path.parent.relative_to(root)
         try:
-            target = output_path(path, base, suffix=suffix, many=many)
+            target = output_path(path, base, suffix=suffix, many=many, ext=ext)
         except ImageError as error:
             problems.append((path, str(error)))
             continue
@@ -111,6 +112,7 @@ def restore_paths(
     weights=None,
     recursive=False,
     suffix="_restored",
+    ext=None,
     overwrite=False,
     max_pixels=None,
     verbose=False,
@@ -135,7 +137,7 @@ def restore_paths(
     An automatic plan that finds nothing to do hands the picture back unchanged, unless ``prompt``
     asks for a restoration: then it gets the one pass ``"none"`` would give it.
     """
-    from m3restore.io import Image, read_image, write_image
+    from m3restore.io import Image, check_output_ext, read_image, write_image
     from m3restore.pipeline.ensemble import check_ensemble
     from m3restore.pipeline.restore import Sampling, _parse_tile, load_pipeline
 
@@ -154,7 +156,8 @@ def restore_paths(
         if asked and plan != "none":
             raise ConfigError("--uncertainty maps one restoration pass; use it with --plan none")
         plan = "none"
-    jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite)
+    ext = check_output_ext(ext)
+    jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite, ext=ext)
     report = Report(failed=list(problems))
     unc_targets = _uncertainty_targets(jobs, uncertainty, overwrite, report) if uncertainty is not None else {}
     jobs = [job for job in jobs if uncertainty is None or job.source in unc_targets]
