@@ -59,7 +59,9 @@ def friendly(fn):
 @friendly
 def restore(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output file (one input) or folder."),
+    output: str | None = typer.Option(  # a str keeps the trailing slash that makes "out/" a folder
+        None, "-o", "--output", help="Output file (one input) or folder (an existing one, or a path ending in /)."
+    ),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="What the image shows or what is wrong with it."),
     seed: int | None = typer.Option(None, help="Random seed (for stochastic steps)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),

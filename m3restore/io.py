@@ -468,6 +468,7 @@ def output_path(
         if many and output.is_file():
             raise ImageError(f"{output}: is a file, but several inputs need an output folder")
         target = output / name if many or as_folder or output.is_dir() else output
+    _format_for(target)  # an output we cannot write is found before any work is done
     if _same_file(target, input_path):
         raise ImageError(f"{target}: refusing to overwrite the input; choose another output or suffix")
     return target

@@ -150,6 +150,20 @@ def test_unwritable_output_folder(tiny_bundle, photo_file, tmp_path):
     assert code == 1 and one_error_line(out) and "cannot be written" in out
 
 
+def test_output_ending_in_a_slash_is_a_folder_for_one_input(tiny_bundle, photo_file, tmp_path):
+    code, out = run("restore", photo_file, "-o", f"{tmp_path / 'new'}/", "--weights", tiny_bundle)
+    assert code == 0, out
+    assert [p.name for p in (tmp_path / "new").iterdir()] == [f"{photo_file.stem}_restored.png"]
+
+
+def test_output_without_a_format_fails_before_any_work(photo_file, tmp_path):
+    # The weights do not exist: the output's missing extension must be reported first.
+    code, out = run("restore", photo_file, "-o", tmp_path / "noext", "--weights", tmp_path / "nowhere")
+    assert code == 1 and one_error_line(out)
+    assert "unknown output format (no extension)" in out and "nowhere" not in out
+    assert not (tmp_path / "noext").exists()
+
+
 def test_corrupt_weights(tiny_bundle, photo_file, tmp_path):
     import shutil
 
