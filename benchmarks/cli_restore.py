@@ -155,6 +155,7 @@ def main() -> None:
                 print(f"{args.kind} {level:g} {variant or '(defaults)'}: {mean:.2f} dB ({anchor})")
             results.append(row)
     elapsed = time.perf_counter() - started
+    weights = weights_info(args.weights)  # sha256 of the bundles' files: read once, for both reports
 
     labels = ["`restore`" if v == "(defaults)" else f"`restore {v}`" for v in row["cli"]]
     if noise:
@@ -185,7 +186,7 @@ def main() -> None:
         "Written by `benchmarks/cli_restore.py`; every number is measured in the run described here.",
         "",
         *machine_lines(machine_info()),
-        *weights_lines(weights_info(args.weights)),
+        *weights_lines(weights),
         f"- {len(names)} {args.set} images; {how}; PSNR on RGB, 8-bit; {elapsed / 60:.1f} min in all.",
         f"- Target of the training issue: {target}.",
         "",
@@ -193,8 +194,7 @@ def main() -> None:
         "",
     ]
     write_text(args.out, "\n".join(lines))
-    data = {"kind": args.kind, "set": args.set, "images": names, "seed": args.seed}
-    data["weights"] = weights_info(args.weights)
+    data = {"kind": args.kind, "set": args.set, "images": names, "seed": args.seed, "weights": weights}
     data["results"] = results
     write_text(args.out.with_name(args.out.stem.lower() + ".json"), json.dumps(data, indent=1) + "\n")
     print(f"wrote {args.out}")

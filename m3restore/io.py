@@ -436,7 +436,7 @@ def check_output_ext(ext: str | None) -> str | None:
         return None
     normal = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     if normal not in _FORMATS:
-        raise ConfigError(f"--ext {ext}: not a format m3restore writes; choose from {', '.join(IMAGE_EXTENSIONS)}")
+        raise ConfigError(f"--ext {ext}: not a format m3restore writes; choose from {_format_list()}")
     return normal
 
 
@@ -458,7 +458,7 @@ def output_path(
     ``ext`` defaults to the input's extension. The input itself is never returned.
     """
     input_path = Path(input_path)
-    ext = input_path.suffix if ext is None else (ext if ext.startswith(".") or not ext else f".{ext}")
+    ext = input_path.suffix if ext is None else check_output_ext(ext)
     name = f"{input_path.stem}{suffix}{ext}"
     if output is None:
         target = input_path.with_name(name)
