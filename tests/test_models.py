@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from m3restore.models.m3unet import DILATION_STRATEGIES, M3UNet, M3UNetConfig
-from m3restore.training.losses import multiscale_l1
+from m3restore.training.losses import multiscale_l1, multiscale_loss, psnr_loss
 
 TEXT_DIM = 16
 
@@ -312,6 +312,26 @@ def test_multiscale_l1_pools_target_per_scale():
     coarse = torch.nn.functional.avg_pool2d(target, 2)
     loss = multiscale_l1([target, coarse + 0.1], target, weights=(1.0, 1.0))
     assert loss.item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_per_sample():
+    target = torch.zeros(2, 3, 8, 8)
+    output = torch.stack([torch.full((3, 8, 8), 0.1), torch.full((3, 8, 8), 0.01)])  # PSNR 20 and 40 dB
+    assert psnr_loss(output, target).item() == pytest.approx(-30.0, abs=1e-3)
+    # Halving the error of either sample gains the same 6.02 dB / 2, however small that error is.
+    for i in range(2):
+        better = output.clone()
+        better[i] /= 2
+        assert psnr_loss(output, target).item() - psnr_loss(better, target).item() == pytest.approx(3.0103, abs=1e-3)
+
+
+def test_multiscale_loss_kinds():
+    target = torch.zeros(1, 1, 16, 16)
+    outputs = [torch.full((1, 1, 16, 16), 0.1), torch.full((1, 1, 8, 8), 0.01)]
+    assert multiscale_loss(outputs, target, (1.0, 0.5), "l1").item() == pytest.approx(0.1 + 0.5 * 0.01)
+    assert multiscale_loss(outputs, target, (1.0, 0.5), "psnr").item() == pytest.approx(-20.0 + 0.5 * -40.0, abs=1e-3)
+    with pytest.raises(ValueError, match="valid: l1, psnr"):
+        multiscale_loss(outputs, target, kind="l2")
 
 
 def test_local_mean_matches_a_sliding_average():

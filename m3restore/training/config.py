@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from m3restore.models.m3unet import M3UNetConfig
 from m3restore.models.refiner import RefinerConfig
+from m3restore.training.losses import LOSSES
 
 DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean", "text")
 STAGES = ("predictor", "refiner")
@@ -65,6 +66,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float = 0.0
+    loss: str = "l1"  # l1: the paper's multi-scale L1; psnr: multi-scale negative PSNR per sample
     loss_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
     ema_decay: float = 0.0
     augment: bool = True
@@ -86,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} unknown; valid: step, cosine")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision {self.mixed_precision!r} unknown; valid: no, fp16, bf16")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} unknown; valid: {', '.join(LOSSES)}")
         if self.stage not in STAGES:
             raise ValueError(f"stage {self.stage!r} unknown; valid: {', '.join(STAGES)}")
         for value, name in ((self.batch_size, "batch_size"), (self.iterations, "iterations"), (self.crop, "crop")):

@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 
 from m3restore.training.config import TrainConfig
-from m3restore.training.losses import multiscale_l1
+from m3restore.training.losses import multiscale_loss
 from m3restore.training.prompts import TrainingPrompts
 
 
@@ -45,7 +45,7 @@ def _warm_start(init: str, component: str, log):
 
 
 class PredictorStage:
-    """The one-pass M3-UNet predictor, trained with the multi-scale L1 loss."""
+    """The one-pass M3-UNet predictor, trained with the multi-scale loss of ``cfg.loss`` (L1 or PSNR)."""
 
     name = "predictor"
 
@@ -63,7 +63,7 @@ class PredictorStage:
         return replace(cfg, model=model.config), model
 
     def loss(self, model, inp, target, text):
-        return multiscale_l1(model(inp, text, scales=True), target, self.cfg.loss_weights)
+        return multiscale_loss(model(inp, text, scales=True), target, self.cfg.loss_weights, self.cfg.loss)
 
     @torch.no_grad()
     def restore(self, net, x, text):
