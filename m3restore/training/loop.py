@@ -390,7 +390,7 @@ def train(
                 break
         checkpoint()
     logger.close()
-    _plot(out)
+    _plot(out, cfg.loss)
     final = ema if ema is not None else accelerator.unwrap_model(model)
     elapsed = elapsed_before + time.time() - started
     bundle = export_bundle(stage.components(final), encoder, cfg, out / "bundle", step, elapsed, logger.last_val)
@@ -502,8 +502,9 @@ class _MetricsLog:
         self.csv_file.close()
 
 
-def _plot(out: Path) -> None:
-    """Loss and validation PSNR curves as curves.png (skipped without matplotlib)."""
+def _plot(out: Path, loss: str = "l1") -> None:
+    """Loss and validation PSNR curves as curves.png (skipped without matplotlib); ``loss`` is
+    the config's kind: an L1 loss is drawn on a log scale, a PSNR loss (negative dB) linearly."""
     try:
         import matplotlib
 
@@ -516,7 +517,10 @@ def _plot(out: Path) -> None:
         return
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     a.plot([r["step"] for r in rows], [r["loss"] for r in rows])
-    a.set(xlabel="iteration", ylabel="multi-scale L1", title="training loss", yscale="log")
+    if loss == "psnr":
+        a.set(xlabel="iteration", ylabel="multi-scale PSNR loss (-dB)", title="training loss")
+    else:
+        a.set(xlabel="iteration", ylabel="multi-scale L1", title="training loss", yscale="log")
     vals = [(r["step"], r["val_psnr"]) for r in rows if r["val_psnr"] is not None]
     if vals:
         b.plot(*zip(*vals), marker="o")
