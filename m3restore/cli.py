@@ -319,6 +319,30 @@ def train(
         out.print(f"added refiner to {add_to}")
 
 
+@app.command()
+@friendly
+def promote(
+    source: str = typer.Argument(..., help="A training run's bundle, e.g. runs/NAME/bundle."),
+    into: str = typer.Argument(..., help="The bundle it updates: a folder or an installed name."),
+    storage: str | None = typer.Option(None, help="float16 or float32; default: what the target stores."),
+):
+    """Ship a trained leg: replace a bundle's components with a warm-started run's, keeping its
+    earlier legs on record in model_index.json."""
+    from m3restore.weights import promote_bundle, resolve
+
+    target = resolve(into)
+    index = promote_bundle(source, target, storage=storage)
+    tr = index["training"]
+    legs = len(index["earlier_legs"]) + 1
+    out.print(
+        f"promoted {source} into {target} as leg {legs}: {tr.get('iterations')} iterations, "
+        f"validation PSNR {tr.get('val_psnr')} dB",
+        soft_wrap=True,
+    )
+    if (target / "MODEL_CARD.md").exists():
+        out.print(f"{target / 'MODEL_CARD.md'} is unchanged: re-measure and update it", soft_wrap=True)
+
+
 def _check_same_predictor(add_to: str, predictor: str | None) -> None:
     """A refiner refines one predictor's output: refuse to add it to a bundle with another one."""
     from m3restore.weights import open_bundle

@@ -246,13 +246,20 @@ def save_bundle(
     return path
 
 
-def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
+def extend_bundle(
+    path: str | os.PathLike,
+    components: dict[str, Any],
+    *,
+    storage: str = "float32",
+    fields: dict[str, Any] | None = None,
+) -> Path:
     """Add (or replace) ``components`` in the existing bundle at ``path``; every other component,
-    its files and its checksums stay exactly as they were.
+    its files and its checksums stay exactly as they were. ``fields`` are top-level
+    model_index.json fields set in the same write (e.g. a training record).
 
-    The new component folders are written with :func:`save_bundle` next to the bundle first, then
-    moved in, and model_index.json is rewritten last (atomically), so a crash leaves the old
-    bundle verifying as before.
+    The new component folders are written with :func:`save_bundle` (tensors as ``storage``) next
+    to the bundle first, then moved in, and model_index.json is rewritten last (atomically), so a
+    crash leaves the old bundle verifying as before.
     """
     import shutil
 
@@ -260,7 +267,7 @@ def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
     bundle = open_bundle(path)  # refuse to extend a damaged bundle
     staging = Path(tempfile.mkdtemp(dir=path, prefix=".extend-"))
     try:
-        staged = json.loads((save_bundle(staging, components) / "model_index.json").read_text())
+        staged = json.loads((save_bundle(staging, components, storage=storage) / "model_index.json").read_text())
         for component in components:
             target = path / component
             old = path / f".{component}.old"
@@ -271,6 +278,7 @@ def extend_bundle(path: str | os.PathLike, components: dict[str, Any]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         index = dict(bundle.index)
         index["components"] = {**index["components"], **staged["components"]}
+        index.update(fields or {})
         _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,3 +315,51 @@ def set_index_fields(path: str | os.PathLike, **fields: Any) -> Path:
     index.update(fields)
     _atomic_write_bytes(path / "model_index.json", (json.dumps(index, indent=2) + "\n").encode())
     return path
+
+
+def promote_bundle(
+    source: str | os.PathLike, target: str | os.PathLike, *, storage: str | None = None
+) -> dict[str, Any]:
+    """Replace ``target``'s components with those of the newer training run ``source`` (a
+    warm-started leg of the same model), the way a trained leg is shipped.
+
+    Tensors are stored as the target stores them unless ``storage`` is given (a float16 shipped
+    bundle gets exactly the bytes :func:`convert_bundle` would write). The run's training record
+    becomes ``training`` and the target's previous one is appended to ``earlier_legs``, so the
+    bundle keeps the history of every leg. Refused: a run whose components the target lacks or
+    holds under another class, another text encoder or ``fixes``, and a target whose refiner was
+    trained against the predictor being replaced. Returns the new model_index.json.
+    """
+    src, dst = open_bundle(source), open_bundle(target)
+    if src.path.resolve() == dst.path.resolve():
+        raise WeightsError(f"{dst.path}: cannot promote a bundle into itself")
+    if "training" not in src.index:
+        raise WeightsError(
+            f"{src.path}: no training record in model_index.json; promote the bundle a training run wrote"
+        )
+    for component in src.components:
+        mine = dst.index["components"].get(component)
+        if mine is None:
+            raise WeightsError(
+                f"{dst.path}: has no '{component}' component to replace (has: {', '.join(dst.components)}); "
+                "promote replaces components, it does not add them"
+            )
+        if mine["class"] != src.index["components"][component]["class"]:
+            raise WeightsError(
+                f"{src.path}: its '{component}' is a {src.index['components'][component]['class']}, "
+                f"the target's a {mine['class']}"
+            )
+    for key in ("text_encoder", "fixes"):
+        if key in src.index and src.index[key] != dst.index.get(key):
+            raise WeightsError(f"{src.path}: {key} {src.index[key]!r} differs from the target's {dst.index.get(key)!r}")
+    if "predictor" in src.components and dst.has("refiner") and "refiner" not in src.components:
+        raise WeightsError(
+            f"{dst.path}: its refiner was trained against the predictor being replaced; "
+            "train a refiner for the new predictor (m3restore train --stage refiner) and promote both"
+        )
+    kept = dst.index["components"][src.components[0]].get("storage", "float32")
+    earlier = list(dst.index.get("earlier_legs", [])) + ([dst.index["training"]] if "training" in dst.index else [])
+    fields = {"training": src.index["training"], "earlier_legs": earlier}
+    modules = {component: src.load(component) for component in src.components}
+    extend_bundle(dst.path, modules, storage=storage or kept, fields=fields)
+    return open_bundle(dst.path).index

@@ -594,8 +594,8 @@ def _legs(training: dict) -> list[dict]:
 def add_analyzer(run_bundle: str | Path, target: str | Path) -> Path:
     """Put the analyzer of a training run's bundle into ``target`` with its training record
     (every leg since the first, calibration, thresholds), which the model card reports."""
-    from m3restore.weights import extend_bundle, open_bundle, set_index_fields
+    from m3restore.weights import extend_bundle, open_bundle
 
     source = open_bundle(run_bundle)
-    extend_bundle(target, {"analyzer": source.load("analyzer")})
-    return set_index_fields(target, analyzer_training=source.index.get("analyzer_training") or {})
+    fields = {"analyzer_training": source.index.get("analyzer_training") or {}}
+    return extend_bundle(target, {"analyzer": source.load("analyzer")}, fields=fields)
