@@ -202,8 +202,14 @@ def info(weights: str | None = typer.Option(None, help="Weights bundle: a folder
     if tr:
         out.print(
             f"trained: recipe {tr.get('recipe')}, {tr.get('iterations')} iterations, "
-            f"{tr.get('wall_time_s')} s on {tr.get('device')}, validation PSNR {tr.get('val_psnr')} dB"
+            f"{tr.get('wall_time_s')} s on {tr.get('device')}, validation PSNR {tr.get('val_psnr')} dB",
+            soft_wrap=True,
         )
+        legs = [*bundle.index.get("earlier_legs", []), tr]
+        if len(legs) > 1:
+            iterations = sum(leg.get("iterations") or 0 for leg in legs)
+            minutes = sum(leg.get("wall_time_s") or 0 for leg in legs) / 60
+            out.print(f"training history: {len(legs)} legs, {iterations:,} iterations, {minutes:.0f} min in all")
 
 
 # -- train ------------------------------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_cli_promote_and_its_errors(tmp_path: Path):
     output = " ".join(output.split())
     assert "as leg 2: 200 iterations" in output and "MODEL_CARD.md is unchanged" in output
     assert json.loads((target / "model_index.json").read_text())["training"]["iterations"] == 200
+    code, output = run("info", "--weights", target)
+    assert code == 0 and "training history: 2 legs, 300 iterations" in " ".join(output.split())
 
     code, output = run("promote", tmp_path / "nowhere", target)
     assert code == 1 and one_error_line(output) and "no such weights folder" in output
