@@ -323,8 +323,9 @@ def promote_bundle(
     """Replace ``target``'s components with those of the newer training run ``source`` (a
     warm-started leg of the same model), the way a trained leg is shipped.
 
-    Tensors are stored as the target stores them unless ``storage`` is given (a float16 shipped
-    bundle gets exactly the bytes :func:`convert_bundle` would write). The run's training record
+    Tensors are stored as the target stores the first replaced component unless ``storage`` is
+    given (a float16 shipped bundle gets exactly the tensors :func:`convert_bundle` would write;
+    the files' safetensors headers may list metadata in another order). The run's training record
     becomes ``training`` and the target's previous one is appended to ``earlier_legs``, so the
     bundle keeps the history of every leg. Refused: a run whose components the target lacks or
     holds under another class, another text encoder or ``fixes``, and a target whose refiner was

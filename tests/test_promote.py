@@ -9,12 +9,11 @@ import pytest
 import torch
 from cli_helpers import one_error_line, run
 from safetensors.torch import load_file
+from test_refiner import tiny_refiner
 from test_weights import tiny_net
 
 from m3restore.caption.degradation import AnalyzerConfig, DegradationAnalyzer
 from m3restore.errors import WeightsError
-from m3restore.models.m3unet import M3UNetConfig
-from m3restore.models.refiner import Refiner, RefinerConfig
 from m3restore.weights import convert_bundle, open_bundle, promote_bundle, save_bundle, sha256
 
 ENCODER = {"name": "fake-encoder", "dim": 16}
@@ -41,7 +40,7 @@ def snapshot(bundle: Path) -> dict[str, str]:
     return {str(f.relative_to(bundle)): sha256(f) for f in sorted(bundle.rglob("*")) if f.is_file()}
 
 
-def test_promotion_ships_the_exact_float16_bytes_and_records_every_leg(tmp_path: Path):
+def test_promotion_ships_the_benchmarked_float16_tensors_and_records_every_leg(tmp_path: Path):
     target = shipped(tmp_path / "weights" / "m3restore-denoise")
     analyzer_before = open_bundle(target).index["components"]["analyzer"]
     leg2 = run_bundle(tmp_path / "runs" / "leg2", seed=2, iterations=200)
@@ -72,26 +71,18 @@ def test_promotion_ships_the_exact_float16_bytes_and_records_every_leg(tmp_path:
     assert not list(target.glob(".*"))  # no staging folders left behind
 
 
-def refiner() -> Refiner:
-    network = M3UNetConfig(
-        width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1, text_dim=16, cond_dim=16,
-        time_embedding=True, global_residual=False, control_channels=6,
-    )  # fmt: skip
-    return Refiner(RefinerConfig(network=network)).eval()
-
-
 @pytest.mark.parametrize(
     "make_source, make_target, message",
     [
         (lambda p: run_bundle(p, 2, 200, text_encoder={"name": "other", "dim": 16}), shipped, "text_encoder"),
         (lambda p: run_bundle(p, 2, 200, fixes=["deblur"]), shipped, "fixes"),
         (lambda p: save_bundle(p, {"predictor": tiny_net(seed=2)}, text_encoder=ENCODER), shipped, "no training"),
-        (lambda p: save_bundle(p, {"refiner": refiner()}, training={}), shipped, "has no 'refiner' component"),
+        (lambda p: save_bundle(p, {"refiner": tiny_refiner()}, training={}), shipped, "has no 'refiner' component"),
         (
             lambda p: run_bundle(p, 2, 200),
             lambda p: save_bundle(
                 p,
-                {"predictor": tiny_net(seed=1), "refiner": refiner()},
+                {"predictor": tiny_net(seed=1), "refiner": tiny_refiner()},
                 text_encoder=ENCODER,
                 fixes=["denoise"],
                 training={},
