@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    DATA,
+    ROOT,
     list_images,
     machine_info,
     machine_lines,
@@ -34,8 +35,6 @@ from common import (  # noqa: E402
     weights_lines,
     write_text,
 )
-
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def main(argv=None) -> int:
@@ -52,8 +51,8 @@ def main(argv=None) -> int:
     windows = [int(w) for w in args.windows.split(",")]
     pipe = load_pipeline(args.weights, device="cpu", dtype="fp32", tile=0)
     net = pipe.predictor
-    kodak = list_images(SHARED / "kodak24")[: args.limit]
-    gopro = list_images(SHARED / "gopro_GOPR0372" / "val" / "sharp")[: args.limit]
+    kodak = list_images(DATA / "kodak24")[: args.limit]
+    gopro = list_images(DATA / "gopro_GOPR0372" / "val" / "sharp")[: args.limit]
     sets = {
         "Kodak24 σ 25": [
             (np.clip(c + np.random.default_rng([0, i]).normal(0, 25 / 255, c.shape), 0, 1).astype(np.float32), c,

@@ -42,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    DATA,
+    ROOT,
     bootstrap_ci,
     center_crop,
     list_images,
@@ -58,7 +59,6 @@ from common import (  # noqa: E402
     write_text,
 )
 
-SHARED = ROOT.parent / "shared" / "data"
 # the physical order of a camera: optics/motion, exposure, sensor, compression
 CAMERA = ("blur", "low-light", "noise", "jpeg")
 RANGES = {  # natural parameters: blur length / radius in pixels, exposure factor, noise σ, JPEG quality
@@ -71,9 +71,9 @@ RANGES = {  # natural parameters: blur length / radius in pixels, exposure facto
 
 
 SETS = {  # name -> clean images; an image's index (its degradation seed) follows this order
-    "mcmaster": lambda: [read_rgb(p) for p in list_images(SHARED / "mcmaster")],
-    "gopro": lambda: [center_crop(read_rgb(p), 512) for p in list_images(SHARED / "gopro_GOPR0372" / "val" / "sharp")],
-    "kodak24": lambda: [read_rgb(p) for p in list_images(SHARED / "kodak24")],
+    "mcmaster": lambda: [read_rgb(p) for p in list_images(DATA / "mcmaster")],
+    "gopro": lambda: [center_crop(read_rgb(p), 512) for p in list_images(DATA / "gopro_GOPR0372" / "val" / "sharp")],
+    "kodak24": lambda: [read_rgb(p) for p in list_images(DATA / "kodak24")],
 }
 
 
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
 
     # 3. overhead at 1280x720
     overhead = []
-    for path in list_images(SHARED / "gopro_GOPR0372" / "val" / "blur")[:3]:
+    for path in list_images(DATA / "gopro_GOPR0372" / "val" / "blur")[:3]:
         report = planner.run(read_rgb(path), "auto").report
         overhead.append((report.analyzer_seconds, report.restore_seconds, len(report.records)))
     elapsed = time.time() - started

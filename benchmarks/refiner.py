@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    DATA,
+    ROOT,
     center_crop,
     list_images,
     machine_info,
@@ -40,7 +41,6 @@ from common import (  # noqa: E402
     write_text,
 )
 
-SHARED = ROOT.parent / "shared" / "data"
 MIXTURE = "motion-blur@0.4,defocus@0.2,gaussian-blur@0.1,noise:0-40@0.4,jpeg:10-90@0.35,low-light@0.12"
 CONFIGS = [(0, 1), (2, 1), (4, 1), (8, 1), (16, 1), (4, 4), (8, 4)]  # (steps, samples)
 CARD_HEADING = "## Diffusion refiner: what it measures"
@@ -52,14 +52,14 @@ def load_sets(limit: int | None, seed: int) -> dict[str, list[dict]]:
 
     n = limit or 10**9
     sets: dict[str, list[dict]] = {}
-    gopro = SHARED / "gopro_GOPR0372" / "val"
+    gopro = DATA / "gopro_GOPR0372" / "val"
     sets["GoPro val (real blur)"] = [
         {"input": center_crop(read_rgb(gopro / "blur" / p.name), 384), "target": center_crop(read_rgb(p), 384),
          "prompt": "motion blur"}
         for p in list_images(gopro / "sharp")[: min(n, 8)]
     ]  # fmt: skip
     mixed = []
-    for i, path in enumerate(list_images(SHARED / "mcmaster")[: min(n, 8)]):
+    for i, path in enumerate(list_images(DATA / "mcmaster")[: min(n, 8)]):
         clean = read_rgb(path)
         record = []
         draw = 0

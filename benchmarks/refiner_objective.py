@@ -18,10 +18,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_info, machine_lines, md_table, write_text  # noqa: E402
+from common import ROOT, machine_info, machine_lines, md_table, write_text  # noqa: E402
 
 TYPES = ("epsilon", "sample", "v_prediction")
 EPSILON_NOTE = (
