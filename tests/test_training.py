@@ -172,3 +172,42 @@ def test_text_source_trains_and_its_prompts_are_in_the_table(clean_dir, tiny_ber
     assert fixes_from_config(cfg) == ["deblur", "denoise"]
     with pytest.raises(ConfigError, match="for training"):
         train(config(clean_dir, tiny_bert_folder, val_sources=[{"kind": "text"}]), tmp_path / "r", log=lambda m: None)
+
+
+def test_fixes_given_in_the_config_are_checked_and_ordered(clean_dir, tiny_bert_folder, tmp_path):
+    from m3restore.training.loop import fixes_from_config
+
+    assert fixes_from_config(config(clean_dir, tiny_bert_folder, fixes=["denoise", "deblur"])) == ["deblur", "denoise"]
+    with pytest.raises(ConfigError, match="unknown step 'sharpen'; valid: "):
+        train(config(clean_dir, tiny_bert_folder, fixes=["sharpen"]), tmp_path / "r", log=lambda m: None)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()  # refused before the first step
+
+
+def test_training_from_a_text_table_needs_no_text_cleaning_packages(clean_dir, tiny_bert_folder, tmp_path):
+    """The lent GPU machines have neither gensim nor pyspellchecker (benchmarks/gpu/run.sh)."""
+    import subprocess
+    import sys
+
+    from m3restore.config import to_dict
+    from m3restore.text.encoder import CachedTextEncoder
+    from m3restore.training.prompts import build_text_cache
+
+    pairs = [{"kind": "pairs", "input": str(clean_dir), "target": str(clean_dir), "prompt": "motion blur"}]
+    cfg = config(clean_dir, tiny_bert_folder, iterations=2, sources=pairs, fixes=["deblur"])
+    assert build_text_cache(cfg, tmp_path / "table.safetensors") >= 2
+    assert "motion blur" in CachedTextEncoder.load(tmp_path / "table.safetensors")
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(dict(to_dict(cfg), text_cache=str(tmp_path / "table.safetensors"))))
+    script = (
+        "import sys, json\n"
+        "for name in ('gensim', 'spellchecker'):\n"
+        "    sys.modules[name] = None\n"
+        "from m3restore.config import from_dict\n"
+        "from m3restore.training.config import TrainConfig\n"
+        "from m3restore.training.loop import train\n"
+        f"cfg = from_dict(TrainConfig, json.load(open({str(cfg_path)!r})))\n"
+        f"print(train(cfg, {str(tmp_path / 'run')!r}, log=lambda m: None))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert open_bundle(tmp_path / "run" / "bundle").index["fixes"] == ["deblur"]

@@ -82,6 +82,9 @@ class TrainConfig:
     time_limit_minutes: float = 0.0
     seed: int = 0
     bundle_name: str = "m3restore-base"
+    # The planner steps the exported bundle declares it fixes; empty: derived from the sources
+    # (a paired source's from its prompt, which needs the text-cleaning packages).
+    fixes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("step", "cosine"):

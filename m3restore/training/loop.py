@@ -269,6 +269,7 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     dataset = build_train_dataset(cfg)
     val_items = build_val_items(cfg)
+    fixes = fixes_from_config(cfg)  # now, not at export: a run must not fail after its last step
     sampler = EpochSampler(len(dataset), cfg.seed)
     loader = DataLoader(
         dataset,
@@ -393,14 +394,18 @@ def train(
     _plot(out, cfg.loss)
     final = ema if ema is not None else accelerator.unwrap_model(model)
     elapsed = elapsed_before + time.time() - started
-    bundle = export_bundle(stage.components(final), encoder, cfg, out / "bundle", step, elapsed, logger.last_val)
+    bundle = export_bundle(
+        stage.components(final), encoder, cfg, out / "bundle", step, elapsed, logger.last_val, fixes=fixes
+    )
     if prompts.missing:
         log(f"{prompts.missing} of {prompts.seen} prompts were not in the text table and trained as empty prompts")
     log(f"{reason} at step {step}; checkpoint {out / CHECKPOINT}; bundle {bundle}")
     return bundle
 
 
-def export_bundle(components, encoder, cfg: TrainConfig, path: Path, step: int, seconds: float, val_psnr) -> Path:
+def export_bundle(
+    components, encoder, cfg: TrainConfig, path: Path, step: int, seconds: float, val_psnr, *, fixes: list[str]
+) -> Path:
     """Write the trained ``components`` (name → module) as a bundle with the run's facts."""
     from m3restore.weights import save_bundle
 
@@ -412,7 +417,7 @@ def export_bundle(components, encoder, cfg: TrainConfig, path: Path, step: int, 
         path,
         cpu,
         name=cfg.bundle_name,
-        fixes=fixes_from_config(cfg),
+        fixes=fixes,
         text_encoder=encoder.describe(),
         training={
             "recipe": cfg.recipe,
@@ -426,11 +431,17 @@ def export_bundle(components, encoder, cfg: TrainConfig, path: Path, step: int, 
 
 
 def fixes_from_config(cfg: TrainConfig) -> list[str]:
-    """The planner steps a predictor trained on ``cfg``'s sources can do (declared in its bundle)."""
+    """The planner steps a predictor trained on ``cfg``'s sources can do (declared in its bundle):
+    ``cfg.fixes`` when given, else derived from the sources."""
     from m3restore.caption.degradation import FOLD
     from m3restore.data.degrade import parse_spec
     from m3restore.pipeline.planner import LABEL_STEP, STEPS, user_request
 
+    if cfg.fixes:
+        unknown = sorted(set(cfg.fixes) - set(STEPS))
+        if unknown:
+            raise ConfigError(f"fixes: unknown step {unknown[0]!r}; valid: {', '.join(STEPS)}")
+        return [s for s in STEPS if s in cfg.fixes]
     steps = set()
     for source in cfg.sources:
         if source.kind in ("clean", "text"):

@@ -12,6 +12,7 @@ import itertools
 from pathlib import Path
 
 from m3restore.data.degrade import SEVERITIES
+from m3restore.errors import ConfigError
 from m3restore.training.config import TrainConfig
 
 
@@ -50,12 +51,19 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
     return sorted(prompts)
 
 
-def build_text_cache(cfg: TrainConfig, path: str | Path) -> int:
-    """Embed every possible prompt with the config's text encoder into a safetensors table."""
+def build_text_cache(cfgs: TrainConfig | list[TrainConfig], path: str | Path) -> int:
+    """Embed every prompt any of the configs can produce into one safetensors table.
+
+    The configs must share a text encoder (one table serves runs of several configs).
+    """
     from m3restore.text.encoder import CachedTextEncoder, TextEncoder
 
-    prompts = possible_prompts(cfg)
-    encoder = TextEncoder.load(cfg.text_encoder)
+    cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
+    names = {cfg.text_encoder for cfg in cfgs}
+    if len(names) != 1:
+        raise ConfigError(f"one text table needs one text encoder; the configs name {sorted(names)}")
+    prompts = sorted({p for cfg in cfgs for p in possible_prompts(cfg)})
+    encoder = TextEncoder.load(names.pop())
     CachedTextEncoder.build(encoder, prompts).save(path)
     return len(prompts)
 
