@@ -5,14 +5,15 @@
 # Trains the configs side by side on the one GPU for MINUTES each (the cosine runs over the time
 # budget), each warm-started from weights/<its bundle_name> when that exists, with seeds SEED,
 # SEED+1, ...; then checks the CUDA fp32/fp16/bf16 path and the fp16 NaN guard on the first
-# config's result (benchmarks/gpu_check.py). Leaves under $OUT, within the return limits (8 files,
+# bundle written (benchmarks/gpu_check.py). Leaves under $OUT, within the return limits (8 files,
 # 16 MB each): <name>.safetensors per config (its predictor in fp16) and meta.tar (the logs,
 # metrics, bundle json files and the check's json). Back here: benchmarks/gpu/unpack.py.
 # The machine's image has torch, typer, rich, accelerate, transformers and safetensors but neither
 # gensim nor pyspellchecker: the GPU configs declare `fixes` so nothing there parses a prompt
 # (tests/test_training.py runs a training with both blocked). The working tree and .gpu must stay
 # under the 64 MiB a call carries: hold docs/, examples/ and the bundles not trained out of the
-# tree for the call. Dry run here: OUT=/tmp/o MINUTES=0.4 CHECK_DEVICE=cpu bash benchmarks/gpu/run.sh ...
+# tree for the call. Dry run here, on the CPU:
+#   OUT=/tmp/o MINUTES=0.4 CHECK_DEVICE=cpu bash benchmarks/gpu/run.sh configs/gpu_denoise.yaml
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi -L
@@ -39,7 +40,8 @@ for name in "${names[@]}"; do
   cp "$run/metrics.csv" "$run/metrics.jsonl" "$run/train_config.json" "$OUT/meta/" 2>/dev/null
   for f in metrics.csv metrics.jsonl train_config.json; do mv "$OUT/meta/$f" "$OUT/meta/$name-$f"; done
 done
-timeout 90 python3 benchmarks/gpu_check.py --bundle "/tmp/gpu/${names[0]}/bundle" \
+check=$(ls -d /tmp/gpu/*/bundle 2>/dev/null | head -1)
+timeout 90 python3 benchmarks/gpu_check.py --bundle "${check:-/tmp/gpu/none}" \
   --blur .gpu/data/check/blur.webp --sharp .gpu/data/check/sharp.webp \
   --text-cache .gpu/text_cache.safetensors --out "$OUT/meta/gpu_check.json" ${CHECK_DEVICE:+--device "$CHECK_DEVICE"}
 echo "gpu_check exit $?"
