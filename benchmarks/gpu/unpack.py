@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 from m3restore.weights import open_bundle
@@ -23,11 +24,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
     meta = args.runs / "gpu-meta"
-    with tarfile.open(args.files_at / "meta.tar") as tar:
-        tar.extractall(meta.parent / "gpu-meta-tmp", filter="data")
     shutil.rmtree(meta, ignore_errors=True)
-    (meta.parent / "gpu-meta-tmp" / "meta").rename(meta)
-    shutil.rmtree(meta.parent / "gpu-meta-tmp")
+    with tempfile.TemporaryDirectory(dir=args.runs) as tmp, tarfile.open(args.files_at / "meta.tar") as tar:
+        tar.extractall(tmp, filter="data")
+        Path(tmp, "meta").rename(meta)
     for tensors in sorted(args.files_at.glob("*.safetensors")):
         name = tensors.stem
         run = args.runs / f"gpu-{name}"
@@ -35,8 +35,9 @@ def main() -> None:
         shutil.copy(tensors, run / "bundle/predictor/model.safetensors")
         shutil.copy(meta / f"{name}-config.json", run / "bundle/predictor/config.json")
         shutil.copy(meta / f"{name}-model_index.json", run / "bundle/model_index.json")
-        for path in meta.glob(f"{name}-*"):
-            shutil.copy(path, run / path.name.removeprefix(f"{name}-"))
+        for path in meta.glob(f"{name}-*"):  # the log, metrics and training config
+            if path.name not in (f"{name}-config.json", f"{name}-model_index.json"):
+                shutil.copy(path, run / path.name.removeprefix(f"{name}-"))
         bundle = open_bundle(run / "bundle")
         print(f"{run / 'bundle'}: {bundle.name}, verified")
     if (meta / "gpu_check.json").exists():
