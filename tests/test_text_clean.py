@@ -86,3 +86,46 @@ def test_very_long_prompt_is_truncated_with_a_warning_quickly():
 def test_junk_tokens_are_dropped():
     result = clean_text("noise " + "x" * 500)
     assert result.text == "noise"
+
+
+def _restoration_prompts() -> list[str]:
+    from m3restore.data.degrade import DEGRADATIONS, Applied, describe
+
+    names = sorted(DEGRADATIONS)
+    prompts = [describe([Applied(name, s)]) for name in names for s in (0.1, 0.5, 0.9)]
+    prompts += [describe([Applied(a, 0.8), Applied(b, 0.2)]) for a, b in zip(names, names[1:] + names[:1])]
+    return prompts + ["motion blur", "noise", "jpeg artifacts", "strong motion blur,mild noise"]
+
+
+def test_restoration_term_prompts_skip_the_work_with_the_same_result(monkeypatch):
+    """Training and planner prompts take the short path; it must give what the full cleaning gives."""
+    from m3restore.text import clean
+
+    prompts = _restoration_prompts()
+    assert all(clean._restoration_terms(p) is not None for p in prompts)
+    short = [clean_text(p) for p in prompts]
+    monkeypatch.setattr(clean, "_restoration_terms", lambda text: None)
+    full = [clean_text(p) for p in prompts]
+    assert short == full
+    assert full[0].text and all(r.warnings == [] for r in full)
+    # Anything else still takes the full path: capitals, punctuation, other words, misspellings.
+    for text in ("Motion blur", "motion blur!", "blurry street sign", "motoin blur", "jpeg q20", "<b>noise</b>"):
+        assert clean._restoration_terms(text) is None
+
+
+def test_restoration_term_prompts_need_neither_gensim_nor_pyspellchecker():
+    """The lent GPU machines lack both (benchmarks/gpu/run.sh); a restore with the training prompt works there."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "for name in ('gensim', 'spellchecker'):\n"
+        "    sys.modules[name] = None\n"
+        "from m3restore.text.clean import clean_text\n"
+        "print(clean_text('strong motion blur, mild noise').text)\n"
+        "clean_text('Motion blur')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[0] == "strong motion blur mild noise"
+    assert result.returncode != 0 and "gensim" in result.stderr  # the full path does need them

@@ -23,7 +23,10 @@ Steps, in order (:func:`clean_text`):
    for restoration ("no noise" is not "noise").
 7. **Keywords** with YAKE (unsupervised, statistical; works offline on one sentence).
 
-Nothing here loads a model; pyspellchecker's dictionaries load once per process (~0.3 s).
+A prompt written only in lower-case restoration terms, as training prompts and the planner's
+are, skips steps 2 to 6, which would leave it unchanged; it needs neither gensim nor
+pyspellchecker. Nothing here loads a model; pyspellchecker's dictionaries load once per process
+(~0.3 s).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ KEEP_WORDS = frozenset(
 _URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+|\b[\w.-]+\.(?:com|org|net|io|edu|gov|jpg|png)\b\S*", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _HANDLE = re.compile(r"(?<!\w)[@#](\w+)")
+_PLAIN_TERMS = re.compile(r"[a-z]+(?:[ ,]+[a-z]+)*")
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:\.\d+)?")
 _CONTRACTIONS = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am", "'d": "would", "'s": ""}
 _IRREGULAR_NEG = {"can't": "can not", "won't": "will not", "shan't": "shall not", "ain't": "is not"}
@@ -296,6 +300,20 @@ def _keywords(tokens: list[str], stop: frozenset[str], top: int = 5) -> list[str
     return found or list(dict.fromkeys(content))[:top]
 
 
+def _restoration_terms(text: str) -> list[str] | None:
+    """The words of a prompt written only in lower-case restoration terms, the way training
+    prompts and the planner's are ("strong motion blur, mild noise"); None for anything else.
+
+    Such a prompt comes out of the full cleaning unchanged (domain words are neither stop words
+    nor corrected), so it skips that work and needs neither gensim nor pyspellchecker.
+    """
+    if not _PLAIN_TERMS.fullmatch(text.strip()):
+        return None
+    words = re.findall(r"[a-z]+", text)
+    vocab = domain_vocabulary()
+    return words if all(w in vocab for w in words) else None
+
+
 def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -318,6 +336,12 @@ def clean_text(text: str | None, *, max_chars: int = MAX_CHARS, keywords: bool =
             f"the prompt is {len(original):,} characters long; only its first {len(work):,} are used "
             "(the text encoder reads at most 77 tokens)"
         )
+    tokens = _restoration_terms(work)
+    if tokens is not None:  # nothing to strip, no language to guess, nothing to correct
+        result.tokens, result.words, result.text = tokens, list(tokens), " ".join(tokens)
+        if keywords:
+            result.keywords = _keywords(tokens, frozenset())
+        return result
     stripped, pictographs = _strip_noise(work)
     if _non_latin_share(stripped) > 0.5:
         result.english = False
