@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from m3restore.errors import ConfigError, DataError
 from m3restore.io import Image, write_image
 from m3restore.training.cli_config import build_config
 from m3restore.training.config import TrainConfig
-from m3restore.training.loop import TrainingError, lr_factor, train
+from m3restore.training.loop import TrainingError, fixes_from_config, lr_factor, train
 from m3restore.weights import open_bundle
 
 MODEL = dict(width=8, enc_blocks=[1, 1], dec_blocks=[1, 1], middle_blocks=1, text_dim=32, cond_dim=16)
@@ -160,7 +162,7 @@ def test_time_limited_cosine_ends_low():
 
 
 def test_text_source_trains_and_its_prompts_are_in_the_table(clean_dir, tiny_bert_folder, tmp_path):
-    from m3restore.training.loop import build_train_dataset, fixes_from_config
+    from m3restore.training.loop import build_train_dataset
     from m3restore.training.prompts import possible_prompts
 
     cfg = config(clean_dir, tiny_bert_folder, sources=[{"kind": "text", "degrade": "motion-blur,noise:10"}])
@@ -175,8 +177,6 @@ def test_text_source_trains_and_its_prompts_are_in_the_table(clean_dir, tiny_ber
 
 
 def test_fixes_given_in_the_config_are_checked_and_ordered(clean_dir, tiny_bert_folder, tmp_path):
-    from m3restore.training.loop import fixes_from_config
-
     assert fixes_from_config(config(clean_dir, tiny_bert_folder, fixes=["denoise", "deblur"])) == ["deblur", "denoise"]
     with pytest.raises(ConfigError, match="unknown step 'sharpen'; valid: "):
         train(config(clean_dir, tiny_bert_folder, fixes=["sharpen"]), tmp_path / "r", log=lambda m: None)
@@ -211,3 +211,11 @@ def test_training_from_a_text_table_needs_no_text_cleaning_packages(clean_dir, t
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert open_bundle(tmp_path / "run" / "bundle").index["fixes"] == ["deblur"]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_declare_the_steps_their_sources_train(path):
+    cfg = build_config(config=path)
+    derived = fixes_from_config(dataclasses.replace(cfg, fixes=[]))
+    assert derived
+    assert fixes_from_config(cfg) == derived

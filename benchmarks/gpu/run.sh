@@ -9,10 +9,11 @@
 # 16 MB each): <name>.safetensors per config (its predictor in fp16) and meta.tar (the logs,
 # metrics, bundle json files and the check's json). Back here: benchmarks/gpu/unpack.py.
 # The machine's image has torch, typer, rich, accelerate, transformers and safetensors but neither
-# gensim nor pyspellchecker: the GPU configs declare `fixes` so nothing there parses a prompt
-# (tests/test_training.py runs a training with both blocked). The working tree and .gpu must stay
-# under the 64 MiB a call carries: hold docs/, examples/ and the bundles not trained out of the
-# tree for the call. Dry run here, on the CPU:
+# gensim nor pyspellchecker: training prompts and the check's are written only in restoration
+# terms, which m3restore.text.clean takes without them (tests/test_text_clean.py and
+# tests/test_training.py block both). The working tree and .gpu must stay under the 64 MiB a call
+# carries: hold docs/, examples/ and the bundles not trained out of the tree for the call. One
+# config with MINUTES=7.6 took 494 s of a 600-s call, the check included. Dry run here, on the CPU:
 #   OUT=/tmp/o MINUTES=0.4 CHECK_DEVICE=cpu bash benchmarks/gpu/run.sh configs/gpu_denoise.yaml
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
