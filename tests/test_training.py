@@ -90,6 +90,28 @@ def test_resume_is_exact(clean_dir, tiny_bert_folder, tmp_path):
         assert torch.equal(value, resumed[name]), name
 
 
+def test_resume_after_a_crash_logs_each_step_once(clean_dir, tiny_bert_folder, tmp_path):
+    """A run killed between checkpoints logged steps it redoes when resumed; the log keeps one row each."""
+
+    def interrupt_at_step_3(message):
+        if message.startswith("step 3/"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run = tmp_path / "run"
+    train(config(clean_dir, tiny_bert_folder), run, log=interrupt_at_step_3)
+    # what a run killed (SIGKILL, power cut) at step 5 leaves: rows past its step-3 checkpoint
+    with open(run / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps({"step": s, "loss": 9.0, "val_psnr": None}) + "\n" for s in (4, 5))
+    with open(run / "metrics.csv", "a") as f:
+        f.writelines(f"{s},9.0,0.001,1.0,0.1,1.0,\n" for s in (4, 5))
+    train(None, run, resume=True, log=lambda m: None)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(r["loss"] != 9.0 for r in rows)
+    table = (run / "metrics.csv").read_text().splitlines()
+    assert table[0].startswith("step,loss") and [line.split(",")[0] for line in table[1:]] == list("123456")
+
+
 def test_warm_start_starts_from_the_bundle(clean_dir, tiny_bert_folder, tmp_path):
     cfg = config(clean_dir, tiny_bert_folder, iterations=1, lr=1e-12, ema_decay=0.0)
     base = train(cfg, tmp_path / "base", log=lambda m: None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import os
@@ -169,8 +170,6 @@ def lr_factor(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
 
 # -- checkpoints ------------------------------------------------------------------------------
 def _atomic_torch_save(obj, path: Path) -> None:
-    import io
-
     from m3restore.files import atomic_write_bytes
 
     buffer = io.BytesIO()
@@ -299,7 +298,7 @@ def train(
         ema.to(device)
 
     (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    logger = _MetricsLog(out, append=resume)
+    logger = _MetricsLog(out, resume_step=step if resume else None)
     started = time.time()
     last_ckpt = time.time()
     elapsed_before = float(state["elapsed"]) if state is not None else 0.0
@@ -490,7 +489,12 @@ def _progress_line(row: dict[str, Any], cfg: TrainConfig) -> str:
 class _MetricsLog:
     FIELDS = ("step", "loss", "lr", "it_s", "data_fraction", "elapsed_s", "val_psnr")
 
-    def __init__(self, out: Path, append: bool):
+    def __init__(self, out: Path, resume_step: int | None):
+        """A fresh log, or (``resume_step`` given) the existing one cut back to the checkpoint's
+        step: rows a run logged after its last checkpoint are logged again when it resumes."""
+        append = resume_step is not None
+        if append:
+            self._cut(out, resume_step)
         mode = "a" if append else "w"
         self.jsonl = open(out / "metrics.jsonl", mode)
         new_csv = not append or not (out / "metrics.csv").exists()
@@ -499,6 +503,25 @@ class _MetricsLog:
         if new_csv:
             self.csv.writeheader()
         self.last_val = None
+
+    @staticmethod
+    def _cut(out: Path, step: int) -> None:
+        from m3restore.files import atomic_write_text
+
+        jsonl = out / "metrics.jsonl"
+        if jsonl.exists():
+            lines = [line for line in jsonl.read_text().splitlines() if line.strip()]
+            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            atomic_write_text(jsonl, "".join(line + "\n" for line in kept), error=TrainingError)
+        table = out / "metrics.csv"
+        if table.exists():
+            with open(table, newline="") as f:
+                rows = [row for row in csv.DictReader(f) if int(row["step"]) <= step]
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, _MetricsLog.FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(table, text.getvalue(), error=TrainingError)
 
     def write(self, row):
         self.jsonl.write(json.dumps(row) + "\n")
@@ -537,8 +560,6 @@ def _plot(out: Path, loss: str = "l1") -> None:
         b.plot(*zip(*vals), marker="o")
     b.set(xlabel="iteration", ylabel="PSNR (dB)", title="validation PSNR")
     fig.tight_layout()
-    import io
-
     from m3restore.files import atomic_write_bytes
 
     buffer = io.BytesIO()
