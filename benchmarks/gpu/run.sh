@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One prepared GPU call, run on the lent machine from the repository root with `carry: [".gpu"]`
 # (benchmarks/gpu/prepare.py writes .gpu):
+#   MINUTES=7.6 SEED=51 bash benchmarks/gpu/run.sh configs/gpu_deblur.yaml   # session 18's leg 9
 #   MINUTES=6.5 SEED=41 bash benchmarks/gpu/run.sh configs/gpu_deblur.yaml configs/gpu_denoise.yaml
+# (A GPU leg moved the deblurrer far more than a CPU leg; the denoiser's gained nothing over one.)
 # Trains the configs side by side on the one GPU for MINUTES each (the cosine runs over the time
 # budget), each warm-started from weights/<its bundle_name> when that exists, with seeds SEED,
 # SEED+1, ...; then checks the CUDA fp32/fp16/bf16 path and the fp16 NaN guard on the first
