@@ -506,22 +506,20 @@ class _MetricsLog:
 
     @staticmethod
     def _cut(out: Path, step: int) -> None:
+        """Both files rewritten from the JSONL rows up to ``step`` (the CSV holds the same rows)."""
         from m3restore.files import atomic_write_text
 
         jsonl = out / "metrics.jsonl"
-        if jsonl.exists():
-            lines = [line for line in jsonl.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if json.loads(line)["step"] <= step]
-            atomic_write_text(jsonl, "".join(line + "\n" for line in kept), error=TrainingError)
-        table = out / "metrics.csv"
-        if table.exists():
-            with open(table, newline="") as f:
-                rows = [row for row in csv.DictReader(f) if int(row["step"]) <= step]
-            text = io.StringIO(newline="")
-            writer = csv.DictWriter(text, _MetricsLog.FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-            atomic_write_text(table, text.getvalue(), error=TrainingError)
+        if not jsonl.exists():
+            return
+        rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+        rows = [row for row in rows if row["step"] <= step]
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, _MetricsLog.FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(jsonl, "".join(json.dumps(row) + "\n" for row in rows), error=TrainingError)
+        atomic_write_text(out / "metrics.csv", table.getvalue(), error=TrainingError)
 
     def write(self, row):
         self.jsonl.write(json.dumps(row) + "\n")
