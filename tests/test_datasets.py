@@ -482,6 +482,25 @@ def test_mixed_dataset():
     assert len(MixedDataset([real, synth])) == 550
 
 
+def test_persistent_workers_follow_the_epoch_through_epoch_keys():
+    from m3restore.data.datasets import EpochKeyed
+    from m3restore.training.loop import EpochSampler
+
+    mixed = MixedDataset([Numbers("real", 5), Numbers("synth", 50)], [0.3, 0.7], length=40, seed=0)
+    sampler = EpochSampler(len(mixed), seed=1)
+    loader = DataLoader(EpochKeyed(mixed), batch_size=4, sampler=sampler, num_workers=2, persistent_workers=True)
+    seen = {}
+    for epoch in (0, 1, 2):
+        sampler.set_epoch(epoch, offset=8 if epoch == 2 else 0)
+        seen[epoch] = [(tag, int(i)) for batch in loader for tag, i in zip(*batch)]
+    reference = MixedDataset([Numbers("real", 5), Numbers("synth", 50)], [0.3, 0.7], length=40, seed=0)
+    for epoch, items in seen.items():
+        reference.set_epoch(epoch)
+        sampler.set_epoch(epoch, offset=8 if epoch == 2 else 0)
+        assert items == [reference[i] for _, i in sampler]
+    assert len(seen[2]) == 32 and seen[0] != seen[1]
+
+
 def test_mixed_errors():
     with pytest.raises(ConfigError):
         MixedDataset([Numbers("a", 3)], [0.5, 0.5])

@@ -90,6 +90,15 @@ def test_resume_is_exact(clean_dir, tiny_bert_folder, tmp_path):
         assert torch.equal(value, resumed[name]), name
 
 
+def test_loader_workers_change_nothing(clean_dir, tiny_bert_folder, tmp_path):
+    """Persistent workers across an epoch boundary (4 batches an epoch, 6 steps) load the same batches."""
+    inline = weights_of(train(config(clean_dir, tiny_bert_folder), tmp_path / "inline", log=lambda m: None))
+    workers = config(clean_dir, tiny_bert_folder, num_workers=2)
+    pooled = weights_of(train(workers, tmp_path / "pooled", log=lambda m: None))
+    for name, value in inline.items():
+        assert torch.equal(value, pooled[name]), name
+
+
 def test_resume_after_a_crash_logs_each_step_once(clean_dir, tiny_bert_folder, tmp_path):
     """A run killed between checkpoints logged steps it redoes when resumed; the log keeps one row each."""
 

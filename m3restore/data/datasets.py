@@ -11,8 +11,9 @@ with values in ``[0, 1]``.
 Randomness: every item draws from ``np.random.default_rng([seed, epoch, index])``, so an item
 depends only on those three numbers — never on global RNG state, on which DataLoader worker
 loads it, or on what was loaded before. Call ``set_epoch(epoch)`` before each epoch to get new
-crops; with ``persistent_workers=True`` the workers keep their own copy of the dataset, so
-``set_epoch`` in the main process does not reach them (leave it False, the default).
+crops. DataLoader workers hold their own copies of the dataset, so with
+``persistent_workers=True`` a ``set_epoch`` in the main process does not reach them: wrap the
+dataset in :class:`EpochKeyed` and let the sampler yield ``(epoch, index)`` keys instead.
 """
 
 from __future__ import annotations
@@ -667,6 +668,27 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return _as_tensors(self.load(index))
+
+
+class EpochKeyed(Dataset):
+    """A dataset addressed by ``(epoch, index)`` keys, for persistent DataLoader workers.
+
+    Each worker's copy switches to the key's epoch before loading, so items are the same as
+    ``dataset.set_epoch(epoch); dataset[index]`` in the main process, while the workers (and
+    their image caches) live across epochs.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
 
 class MixedDataset(Dataset):

@@ -117,7 +117,7 @@ def _center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class EpochSampler(Sampler):
-    """A seeded permutation per epoch, started at ``offset`` (for exact resume)."""
+    """A seeded permutation per epoch as ``(epoch, index)`` keys, started at ``offset`` (exact resume)."""
 
     def __init__(self, length: int, seed: int):
         self.length, self.seed, self.epoch, self.offset = length, seed, 0, 0
@@ -127,7 +127,7 @@ class EpochSampler(Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=g)[self.offset :].tolist())
+        return ((self.epoch, i) for i in torch.randperm(self.length, generator=g)[self.offset :].tolist())
 
     def __len__(self) -> int:
         return self.length - self.offset
@@ -229,6 +229,8 @@ def train(
     """
     from accelerate import Accelerator
 
+    from m3restore.data.datasets import EpochKeyed
+
     out = Path(out)
     state = None
     if resume:
@@ -271,13 +273,13 @@ def train(
     fixes = fixes_from_config(cfg)  # now, not at export: a run must not fail after its last step
     sampler = EpochSampler(len(dataset), cfg.seed)
     loader = DataLoader(
-        dataset,
+        EpochKeyed(dataset),
         batch_size=cfg.batch_size,
         sampler=sampler,
         num_workers=cfg.num_workers,
         collate_fn=_collate,
         drop_last=True,
-        persistent_workers=False,
+        persistent_workers=cfg.num_workers > 0,
         pin_memory=device.type == "cuda",
     )
     batches_per_epoch = len(dataset) // cfg.batch_size
@@ -332,7 +334,6 @@ def train(
     with _Stop() as stop:
         while step < cfg.iterations:
             epoch, offset = divmod(step, batches_per_epoch)
-            dataset.set_epoch(epoch)
             sampler.set_epoch(epoch, offset * cfg.batch_size)
             t_data = time.time()
             for batch in loader:

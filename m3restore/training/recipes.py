@@ -57,8 +57,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         ema_decay=0.999,
         mixed_precision="no",  # bf16 autocast blew up the gradients of this network; TF32 is used instead
         num_workers=12,
-        # Workers restart at every epoch (they must see its number): 2,000-sample epochs starved
-        # a batch-24 H200 run at each boundary, 6 % of its time (docs/experiments/deblur-specialist).
+        # Loader workers now live across epochs (EpochKeyed keys); long epochs still keep the
+        # prefetch queue from draining at each boundary. With workers restarting, 2,000-sample
+        # epochs starved a batch-24 H200 run 6 % of its time (docs/experiments/deblur-specialist).
         samples_per_epoch=48000,
         val_every=1000,
         checkpoint_minutes=3.0,
