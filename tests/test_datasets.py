@@ -483,21 +483,23 @@ def test_mixed_dataset():
 
 
 def test_persistent_workers_follow_the_epoch_through_epoch_keys():
-    from m3restore.data.datasets import EpochKeyed
-    from m3restore.training.loop import EpochSampler
+    from m3restore.data.datasets import EpochKeyed, EpochSampler
 
-    mixed = MixedDataset([Numbers("real", 5), Numbers("synth", 50)], [0.3, 0.7], length=40, seed=0)
-    sampler = EpochSampler(len(mixed), seed=1)
-    loader = DataLoader(EpochKeyed(mixed), batch_size=4, sampler=sampler, num_workers=2, persistent_workers=True)
+    def mixture():
+        return MixedDataset([Numbers("real", 5), Numbers("synth", 50)], [0.3, 0.7], length=40, seed=0)
+
+    sampler = EpochSampler(40, seed=1)
+    loader = DataLoader(EpochKeyed(mixture()), batch_size=4, sampler=sampler, num_workers=2, persistent_workers=True)
+    offsets = {0: 0, 1: 0, 2: 8}  # epoch 2 resumes after two batches
     seen = {}
-    for epoch in (0, 1, 2):
-        sampler.set_epoch(epoch, offset=8 if epoch == 2 else 0)
+    for epoch, offset in offsets.items():
+        sampler.set_epoch(epoch, offset)
         seen[epoch] = [(tag, int(i)) for batch in loader for tag, i in zip(*batch)]
-    reference = MixedDataset([Numbers("real", 5), Numbers("synth", 50)], [0.3, 0.7], length=40, seed=0)
-    for epoch, items in seen.items():
+    reference = mixture()
+    for epoch, offset in offsets.items():
         reference.set_epoch(epoch)
-        sampler.set_epoch(epoch, offset=8 if epoch == 2 else 0)
-        assert items == [reference[i] for _, i in sampler]
+        sampler.set_epoch(epoch, offset)
+        assert seen[epoch] == [reference[i] for _, i in sampler]
     assert len(seen[2]) == 32 and seen[0] != seen[1]
 
 

@@ -13,7 +13,7 @@ depends only on those three numbers — never on global RNG state, on which Data
 loads it, or on what was loaded before. Call ``set_epoch(epoch)`` before each epoch to get new
 crops. DataLoader workers hold their own copies of the dataset, so with
 ``persistent_workers=True`` a ``set_epoch`` in the main process does not reach them: wrap the
-dataset in :class:`EpochKeyed` and let the sampler yield ``(epoch, index)`` keys instead.
+dataset in :class:`EpochKeyed` and draw ``(epoch, index)`` keys with :class:`EpochSampler`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from m3restore.data.degrade import Applied, DegradationSpec, degrade, describe, gaussian_noise, parse_spec
 from m3restore.errors import ConfigError, DataError
@@ -668,6 +668,26 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return _as_tensors(self.load(index))
+
+
+class EpochSampler(Sampler):
+    """A seeded permutation per epoch as ``(epoch, index)`` keys for :class:`EpochKeyed`.
+
+    ``set_epoch(epoch, offset)`` starts the epoch's permutation at ``offset`` (exact resume).
+    """
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch, self.offset = length, seed, 0, 0
+
+    def set_epoch(self, epoch: int, offset: int = 0) -> None:
+        self.epoch, self.offset = epoch, offset
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return ((self.epoch, i) for i in torch.randperm(self.length, generator=g)[self.offset :].tolist())
+
+    def __len__(self) -> int:
+        return self.length - self.offset
 
 
 class EpochKeyed(Dataset):

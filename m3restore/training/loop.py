@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from m3restore.config import from_dict, to_dict
 from m3restore.errors import ConfigError, DataError, M3RestoreError
@@ -114,23 +114,6 @@ def _center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
     ch, cw = min(size, h), min(size, w)
     top, left = (h - ch) // 2, (w - cw) // 2
     return t[:, top : top + ch, left : left + cw]
-
-
-class EpochSampler(Sampler):
-    """A seeded permutation per epoch as ``(epoch, index)`` keys, started at ``offset`` (exact resume)."""
-
-    def __init__(self, length: int, seed: int):
-        self.length, self.seed, self.epoch, self.offset = length, seed, 0, 0
-
-    def set_epoch(self, epoch: int, offset: int = 0) -> None:
-        self.epoch, self.offset = epoch, offset
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return ((self.epoch, i) for i in torch.randperm(self.length, generator=g)[self.offset :].tolist())
-
-    def __len__(self) -> int:
-        return self.length - self.offset
 
 
 def _collate(items):
@@ -229,7 +212,7 @@ def train(
     """
     from accelerate import Accelerator
 
-    from m3restore.data.datasets import EpochKeyed
+    from m3restore.data.datasets import EpochKeyed, EpochSampler
 
     out = Path(out)
     state = None
