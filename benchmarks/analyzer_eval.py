@@ -10,7 +10,9 @@
 2. Photo sets never used in training (Kodak24, McMaster), the same draw, ``--unseen-per-photo``
    versions each: whether the accuracy holds beyond the photos the analyzer was trained beside.
    Also text scenes: two 320-pixel regions of each Kodak24 photo with rendered signs, plates
-   and document lines pasted in (``text_scene``, text seed 2; training draws from seed 11).
+   and document lines pasted in (``text_scene``, text seed 2; training draws from seed 11), and
+   text pictures alone: 48 signs, plates and document lines of text seed 2, each the whole frame
+   at its rendered size (``text_image``), as users crop them.
 3. Real blur: the GoPro *validation* frames (never used in training): how often the blurred
    frames are called blurred (motion blur or defocus) and their sharp twins are not.
 
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, ROOT, list_images, machine_info, replace_card_section  # noqa: E402
 
 HEADING = "## Degradation analyzer"
+TEXT_PICTURES = 48  # whole-frame text pictures of seed 2 in the unseen sets
 
 
 def main() -> None:
@@ -46,6 +49,7 @@ def main() -> None:
 
     from m3restore.caption.degradation import LABELS
     from m3restore.data.datasets import clean_images
+    from m3restore.data.text_images import text_image
     from m3restore.training.analyzer import (
         evaluate_real_blur,
         evaluate_synthetic,
@@ -71,6 +75,9 @@ def main() -> None:
     scenes = [text_scene(load_rgb(p), rng, seed=2) for p in list_images(DATA / "kodak24") for _ in range(2)]
     result = evaluate_synthetic(model, scenes, per_photo=args.unseen_per_photo // 2 or 1, seed=4321)
     unseen["text scenes"] = {k: v for k, v in result.items() if k != "rows"}
+    pictures = [text_image(i, seed=2).image for i in range(TEXT_PICTURES)]
+    result = evaluate_synthetic(model, pictures, per_photo=args.unseen_per_photo // 2 or 1, seed=4321)
+    unseen["text pictures"] = {k: v for k, v in result.items() if k != "rows"}
     gopro = DATA / "gopro_GOPR0372" / "val"
     real = evaluate_real_blur(model, list_images(gopro / "blur"), list_images(gopro / "sharp"))
     seconds = time.perf_counter() - started

@@ -159,6 +159,22 @@ def test_text_scenes_paste_signs_plates_and_documents_into_a_photo():
     assert sample.local.shape == (128, 128, 3) and np.isfinite(sample.stats).all()
 
 
+def test_text_pictures_fill_the_frame_at_their_rendered_size_or_smaller():
+    from m3restore.data.text_images import text_image
+
+    rng = np.random.default_rng(4)
+    pictures = [ta.text_picture(rng) for _ in range(6)]
+    assert all(p.dtype == np.float32 and p.ndim == 3 for p in pictures)
+    rendered = [text_image(i, 11).image.shape[:2] for i in range(3)]  # a sign, a plate, a document line
+    assert all(any(p.shape[0] <= h and p.shape[1] <= w for h, w in rendered) for p in pictures)  # never enlarged
+    assert np.array_equal(ta.text_picture(np.random.default_rng(4)), pictures[0])  # seeded
+    # a picture smaller than the training region is padded by reflection, as the analysis pads it
+    small = pictures[0][:40, :150]
+    region = ta._random_region(small, ta.REGION, np.random.default_rng(0))
+    assert region.shape == (ta.REGION, ta.REGION, 3) and np.array_equal(region[:40, :150], small)
+    assert np.array_equal(region[40:79, :150], small[-2::-1])  # mirrored without repeating the edge row
+
+
 def test_held_out_split_is_by_name():
     assert ta.is_held_out("a/set14/baboon.png") == ta.is_held_out("b/classic5/baboon.png")
     assert ta.is_held_out("x/bird_GT.png") == ta.is_held_out("y/bird.png")

@@ -71,6 +71,10 @@ VISIBLE = 0.15  # presence is not trained below this strength
 REAL_BLUR_STRENGTH = 0.17  # a real blurred frame's motion-blur strength target: mild (see targets())
 TEXT_FRACTION = 0.2  # share of training samples that are text scenes (see text_scene())
 TEXT_SEED = 11  # training text scenes draw their pictures from this seed; benchmarks use others
+#: Share of text scenes that are one picture filling the frame (:func:`text_picture`). The shipped
+#: analyzer was trained without them; a leg with 0.5 read whole-frame text better but found motion
+#: blur less often on Kodak24, and was not shipped (docs/experiments/analyzer-leg10/).
+TEXT_ALONE = 0.0
 BLUR_KINDS = ("motion-blur", "defocus", "gaussian-blur")
 
 
@@ -209,7 +213,8 @@ class SampleMaker:
             photo, grey = self.clean[i], self._grey[i]
             scale = float(rng.uniform(0.6, 1.0))
             if rng.random() < self.text_fraction:
-                photo = text_scene(photo, rng)
+                alone = TEXT_ALONE > 0 and rng.random() < TEXT_ALONE  # draws no number at 0: old legs replay
+                photo = text_picture(rng) if alone else text_scene(photo, rng)
                 grey = is_grey(photo)
             elif scale < 0.97 and min(photo.shape[:2]) * scale >= REGION:
                 size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))
@@ -245,23 +250,34 @@ def text_scene(photo: np.ndarray, rng: np.random.Generator, seed: int = TEXT_SEE
     size or smaller (area resampling): upscaling would leave the resampling traces the analyzer
     must read as low resolution.
     """
-    from m3restore.data.text_images import text_image
-
     h, w = photo.shape[:2]
     if min(h, w) > size * 1.5:  # keep the photo's scale close to the text's
         f = size * 1.5 / min(h, w)
         photo = cv2.resize(photo, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
     canvas = _random_region(photo, size, rng).copy()
     for _ in range(int(rng.integers(1, 4))):
-        picture = text_image(int(rng.integers(1 << 30)), seed=seed).image
-        f = float(rng.uniform(0.6, 1.0))
-        if f < 0.97:
-            ph, pw = picture.shape[:2]
-            picture = cv2.resize(picture, (max(8, round(pw * f)), max(8, round(ph * f))), interpolation=cv2.INTER_AREA)
+        picture = text_picture(rng, seed)
         ph, pw = min(picture.shape[0], size), min(picture.shape[1], size)
         y, x = int(rng.integers(0, size - ph + 1)), int(rng.integers(0, size - pw + 1))
         canvas[y : y + ph, x : x + pw] = picture[:ph, :pw]
     return canvas
+
+
+def text_picture(rng: np.random.Generator, seed: int = TEXT_SEED) -> np.ndarray:
+    """One rendered text picture alone, the whole frame, at its rendered size or smaller.
+
+    Users crop to the plate or the sign; pasted into photos only, a whole-frame plate (96 px
+    high: the analysis pads it by reflection to the crop size) was read as "defocus" or "JPEG"
+    when it was motion-blurred, and ``restore`` asked the wrong network for the wrong fix.
+    The training region pads it the same way (``_random_region``)."""
+    from m3restore.data.text_images import text_image
+
+    picture = text_image(int(rng.integers(1 << 30)), seed=seed).image
+    f = float(rng.uniform(0.6, 1.0))
+    if f < 0.97:
+        ph, pw = picture.shape[:2]
+        picture = cv2.resize(picture, (max(8, round(pw * f)), max(8, round(ph * f))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(picture, dtype=np.float32)
 
 
 def _random_region(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
