@@ -159,7 +159,7 @@ def test_text_scenes_paste_signs_plates_and_documents_into_a_photo():
     assert sample.local.shape == (128, 128, 3) and np.isfinite(sample.stats).all()
 
 
-def test_text_pictures_fill_the_frame_at_their_rendered_size_or_smaller():
+def test_text_pictures_fill_the_frame_at_their_rendered_size_or_smaller(monkeypatch):
     from m3restore.data.text_images import text_image
 
     rng = np.random.default_rng(4)
@@ -173,6 +173,11 @@ def test_text_pictures_fill_the_frame_at_their_rendered_size_or_smaller():
     region = ta._random_region(small, ta.REGION, np.random.default_rng(0))
     assert region.shape == (ta.REGION, ta.REGION, 3) and np.array_equal(region[:40, :150], small)
     assert np.array_equal(region[40:79, :150], small[-2::-1])  # mirrored without repeating the edge row
+    # with TEXT_ALONE a text sample is a picture alone: no pixel of the photo is left in it
+    photo = np.zeros((300, 300, 3), np.float32)
+    monkeypatch.setattr(ta, "TEXT_ALONE", 1.0)
+    sample = ta.SampleMaker([photo], None, text_fraction=1.0)(np.random.default_rng(3))
+    assert sample.local.shape == (128, 128, 3) and sample.thumb.min() > 0.0 and np.isfinite(sample.stats).all()
 
 
 def test_held_out_split_is_by_name():
