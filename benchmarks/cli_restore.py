@@ -89,9 +89,10 @@ def save_image(image: np.ndarray, path: Path, params: list[int] | None = None) -
     cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params or [])
 
 
-def write_damaged(kind: str, level: float | str, photos: dict, args, folder: Path) -> dict:
+def write_damaged(kind: str, level: float | str, photos: dict, seed: int, count: int, folder: Path) -> dict:
     """Save one level's damaged files into ``folder`` as a user's files would be; return their
-    ``names``, ``files``, ``cleans`` and (text) ``truths``. ``photos``: the clean noise/jpeg set."""
+    ``names``, ``files``, ``cleans`` and (text) ``truths``. ``photos``: the clean noise/jpeg set;
+    ``count``: how many text pictures."""
     import cv2
 
     from m3restore.data.degrade import degrade
@@ -101,7 +102,7 @@ def write_damaged(kind: str, level: float | str, photos: dict, args, folder: Pat
     if kind == "text":
         from m3restore.evaluation.datasets import open_dataset
 
-        pictures = open_dataset("text", count=args.count, seed=args.seed, degrade_spec=f"motion-blur:{level}")
+        pictures = open_dataset("text", count=count, seed=seed, degrade_spec=f"motion-blur:{level}")
         for i in range(len(pictures)):
             item = pictures.load(i)
             path = folder / f"{item.name}.png"
@@ -113,7 +114,7 @@ def write_damaged(kind: str, level: float | str, photos: dict, args, folder: Pat
         return out
     for i, (clean, name) in enumerate(zip(photos["cleans"], photos["names"], strict=True)):
         if kind == "noise":
-            damaged, _ = degrade(clean, f"noise:{level:g}", np.random.default_rng([args.seed, i]))
+            damaged, _ = degrade(clean, f"noise:{level:g}", np.random.default_rng([seed, i]))
             path, params = folder / f"{Path(name).stem}.png", []
         else:
             damaged, path, params = clean, folder / f"{Path(name).stem}.jpg", [cv2.IMWRITE_JPEG_QUALITY, int(level)]
@@ -132,11 +133,11 @@ def by_content(files: list[Path], folder: Path) -> dict[str, Path]:
 
     folders = {}
     for f in files:
-        prompt = TEXT_CONTENT[f.stem.split("_")[0]]
-        target = folder / f.stem.split("_")[0]
+        kind = f.stem.split("_")[0]  # the text set names its pictures "<kind>_<index>"
+        target = folder / kind
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, target / f.name)
-        folders[prompt] = target
+        folders[TEXT_CONTENT[kind]] = target
     return folders
 
 
@@ -203,7 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for level in levels:
             damaged_dir = Path(tmp) / f"{args.kind}{level_name(level)}"
-            damaged = write_damaged(args.kind, level, photos, args, damaged_dir)
+            damaged = write_damaged(args.kind, level, photos, args.seed, args.count, damaged_dir)
             files = damaged["files"]
             inputs = [read_rgb(f) for f in files]
             scored = scores(inputs, damaged, reader)
