@@ -368,3 +368,70 @@ def test_the_users_kind_and_severity_of_damage_win_over_the_analyzers():
     assert step_prompt("deblur", defocus)[0] == "moderate defocus blur"  # no words: the analyzer's
     nothing = Analysis([])
     assert step_prompt("deblur", nothing, named=said) == ("motion blur", "asked for in your words")
+
+
+def test_a_specialist_unsure_of_the_kind_of_blur_is_told_none():
+    unsure = Analysis([Finding("motion-blur", 0.1, 0.5, False), Finding("defocus", 0.3, 0.5, True)])
+    sure = Analysis([Finding("defocus", 0.9, 0.5, True)])
+    words, why = step_prompt("deblur", unsure, "licence plate", specialist=True)
+    assert words == "licence plate" and "defocus" in why and "kind unsure" in why
+    assert step_prompt("deblur", unsure, specialist=False)[0] == "moderate defocus blur"  # an all-in-one needs it
+    assert step_prompt("deblur", sure, specialist=True)[0] == "moderate defocus blur"
+    said = user_named("motion blur")
+    assert step_prompt("deblur", unsure, named=said, specialist=True)[0] == "moderate motion blur"
+    noise = Analysis([Finding("noise", 0.3, 0.5, True)])  # one label: there is no kind to get wrong
+    assert step_prompt("denoise", noise, specialist=True)[0] == "moderate noise"
+
+
+def test_an_unsure_specialist_rolled_back_untold_is_tried_again_with_the_analyzers_kind():
+    calls = []
+    unsure = Analysis([Finding("defocus", 0.3, 0.5, True), Finding("noise", 0.05, 0.7, False)])
+
+    def analyze(img):
+        if img[0, 0, 0] > 0.5:
+            return Analysis([Finding("defocus", 0.3, 0.5, True), Finding("noise", 0.9, 0.7, True)])
+        return unsure if img[0, 0, 1] > 0.5 else Analysis([Finding("defocus", 0.05, 0.1, False)])
+
+    def specialist(img, step, prompt):  # told nothing it adds noise; told the kind it clears the blur
+        calls.append(prompt)
+        out = img.copy()
+        out[0, 0, 0 if prompt == "" else 1] = 1 if prompt == "" else 0
+        return out
+
+    pool = [
+        Candidate("deblurrer", ("deblur",), "network", specialist, priority=20),
+        Candidate("all-in-one", ("deblur", "denoise"), "network", fixer("aio", calls=calls), priority=30),
+    ]
+    result = Planner(NoPipe(), Pool(pool), analyze=analyze, check=no_checks).run(picture("motion-blur"), "auto")
+    assert calls == ["", "moderate defocus blur"]
+    assert [(r.prompt, r.kept) for r in result.report.records] == [("", False), ("moderate defocus blur", True)]
+    assert "kind unsure" in result.report.records[0].why
+
+
+def test_a_faint_finding_stays_out_of_a_joint_pass_unless_the_user_names_it():
+    calls = []
+
+    def faint_jpeg(img):  # strong blur, and JPEG artefacts the analyzer finds faint (strength 0.07)
+        blur = img[0, 0, FLAGS["motion-blur"]] > 0.5
+        jpeg = img[0, 0, FLAGS["jpeg"]] > 0.5
+        blurred = Finding("motion-blur", 0.9 if blur else 0.05, 0.8, blur)
+        return Analysis([blurred, Finding("jpeg", 0.9 if jpeg else 0.05, 0.07, jpeg)])
+
+    def network(name, fixes):
+        def run(img, step, prompt):
+            calls.append((name, step))
+            out = img.copy()
+            for s in step.split("+"):
+                out[0, 0, FLAGS["jpeg" if s == "dejpeg" else "motion-blur"]] = 0
+            return out
+
+        return Candidate(name, fixes, "network", run, 20 if len(fixes) == 1 else 30)
+
+    pool = [network("all-in-one", ("deblur", "dejpeg")), network("deblurrer", ("deblur",))]
+    run_plan = Planner(NoPipe(), Pool(pool), analyze=faint_jpeg, check=no_checks).run
+    result = run_plan(picture("motion-blur", "jpeg"), "auto")
+    assert calls == [("deblurrer", "deblur"), ("all-in-one", "dejpeg")]
+    assert result.report.kept_steps() == ["deblur", "dejpeg"]
+    calls.clear()
+    run_plan(picture("motion-blur", "jpeg"), "auto", prompt="jpeg artifacts")
+    assert calls == [("all-in-one", "+".join(s for s in ORDER if s in ("deblur", "dejpeg")))]

@@ -51,7 +51,8 @@ class Step:
     ``min_strength``: an automatic plan includes the step only when the analyzer's strength for
     it is at least this (a user's words or a fixed ``--plan`` include it regardless).
     ``max_severity``: the strongest severity word the step's prompt uses, whatever the analyzer
-    says.
+    says. ``min_joint_strength``: found weaker than this (and not named by the user), the step
+    stays out of a joint pass (see :meth:`Planner._joint`) and runs on its own if still found.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Step:
     summary: str
     min_strength: float = 0.0
     max_severity: str | None = None
+    min_joint_strength: float = 0.0
 
 
 STEPS: dict[str, Step] = {
@@ -66,7 +68,11 @@ STEPS: dict[str, Step] = {
     for s in (
         Step("deblur", ("motion-blur", "defocus"), "remove motion or defocus blur"),
         Step("denoise", ("noise",), "remove noise"),
-        Step("dejpeg", ("jpeg",), "remove JPEG compression artefacts"),
+        # On rendered text the analyzer reads sharp glyph edges as faint JPEG (strength 0.07-0.17,
+        # quality above 75): joined to a strong blur, that sent the picture to the all-in-one's
+        # joint pass, 0.9-1.1 dB below the deblur specialist alone (docs/CLI_TEXT.md). No
+        # image of the planner's validation draws has so faint a JPEG finding in a joint pass.
+        Step("dejpeg", ("jpeg",), "remove JPEG compression artefacts", min_joint_strength=0.2),
         # Brightening a photo that is not dark costs 10-15 dB, and the analyzer flags a few clean
         # photos as faintly dark (Kodak24 / McMaster: 3 of 42, strength 0.09-0.11), so a brighten
         # step needs strength 0.2. Below 0.33 ("mild") is not too faint: on draws 0-4 of the
@@ -87,6 +93,13 @@ MIN_GAIN = 0.02  # damage (see :func:`damage`) a step must remove for the analyz
 # adding damage. After good deblur passes on the 37 real GoPro frames (train + val, whole), the
 # largest rise was 0.056 (a faint "low resolution" reading of the smooth output).
 NEW_DAMAGE_TOLERANCE = 0.1
+# Below this probability the analyzer's kind of blur (motion or defocus) is not named to a
+# specialist: told the wrong kind, the deblur specialist restores almost nothing; told none, it
+# restores either kind fairly well. On small rendered text the analyzer often reads motion blur
+# as defocus, unsure. benchmarks/blur_kind.py (docs/blur_kind.json, seed 2, not used to pick
+# 0.5): +0.29 dB on 30 motion-blurred text pictures, -0.08 on 23 defocused and -0.01 on 23
+# motion-blurred Kodak24 crops, against always naming the kind.
+KIND_CONFIDENCE = 0.5
 
 
 def _load_order() -> tuple[str, ...]:
@@ -343,12 +356,18 @@ def _parse_request(prompt: str):
     return tuple(dict.fromkeys(steps)), tuple(named.items()), merged.content, tuple(merged.warnings)
 
 
-def step_prompt(step: str, analysis, content: str = "", named: dict[str, str | None] | None = None) -> tuple[str, str]:
+def step_prompt(
+    step: str, analysis, content: str = "", named: dict[str, str | None] | None = None, *, specialist: bool = False
+) -> tuple[str, str]:
     """The words a network gets for ``step`` and why the step is there (for --explain).
 
     ``named``: the labels the user's words name (:func:`user_named`). The user's kind of damage
     wins over the analyzer's ("motion blur" said, defocus found: "moderate motion blur"), and the
-    user's severity word over the analyzer's, as in a one-pass prompt."""
+    user's severity word over the analyzer's, as in a one-pass prompt. ``specialist``: the
+    network does this step alone, so when the analyzer is unsure of the kind of damage
+    (probability below :data:`KIND_CONFIDENCE`, a step with several labels) it is told none
+    rather than perhaps the wrong one; an all-in-one network still needs the words to know
+    its step."""
     from m3restore.data.degrade import DEGRADATIONS, SEVERITIES
 
     labels = STEPS[step].labels
@@ -365,6 +384,8 @@ def step_prompt(step: str, analysis, content: str = "", named: dict[str, str | N
         if cap and SEVERITIES.index(severity) > SEVERITIES.index(cap):
             severity = cap
             why += f"; asked for as {cap}"
+        if specialist and said is None and len(labels) > 1 and best.probability < KIND_CONFIDENCE:
+            return content, why + "; kind unsure, not named"
     else:
         name = labels[0]
         source = "your words" if said else "--plan"
@@ -376,6 +397,29 @@ def step_prompt(step: str, analysis, content: str = "", named: dict[str, str | N
     phrase = DEGRADATIONS[name].phrase
     words = f"{severity} {phrase}" if severity and name != "greyscale" else phrase
     return ", ".join(p for p in (words, content) if p), why
+
+
+def _faint(step: str, analysis, named=None) -> bool:
+    """The analyzer found ``step``'s damage, all of it weaker than the step's
+    ``min_joint_strength``, and the user's words do not name it."""
+    labels = STEPS[step].labels
+    found = [f.strength for f in analysis.findings if f.name in labels and f.detected]
+    return (
+        bool(found)
+        and max(found) < STEPS[step].min_joint_strength
+        and not any(label in (named or {}) for label in labels)
+    )
+
+
+def _wordings(step: str, candidate: Candidate, analysis, content: str, named) -> list[tuple[str, str]]:
+    """The (prompt, why) pairs to try ``candidate`` with, in order: a specialist unsure of the
+    kind of damage is first told none (see :func:`step_prompt`), then, if that pass is rolled
+    back, the analyzer's kind."""
+    told = step_prompt(step, analysis, content, named)
+    if len(candidate.steps) != 1:
+        return [told]
+    untold = step_prompt(step, analysis, content, named, specialist=True)
+    return [untold] if untold[0] == told[0] else [untold, told]
 
 
 class Planner:
@@ -426,7 +470,12 @@ class Planner:
         report.passthrough = not report.planned
         report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
         named = user_named(prompt)
-        report.why = {s: step_prompt(s, analysis, named=named)[1] for s in report.planned}
+        report.why = {
+            s: step_prompt(
+                s, analysis, named=named, specialist=len(c[0].steps) == 1 if (c := self.pool.for_step(s)) else False
+            )[1]
+            for s in report.planned
+        }
         return report
 
     def run(
@@ -458,11 +507,11 @@ class Planner:
             candidates = self.pool.for_step(step)
             if not candidates:
                 report.unavailable.append((step, self.pool.why_not(step)))
-            for candidate in candidates:
+            attempts = [(c, *words) for c in candidates for words in _wordings(step, c, analysis, content, named)]
+            for candidate, prompt, why in attempts:
                 if len(report.records) >= self.budget:
                     report.budget_spent = True
                     break
-                prompt, why = step_prompt(step, analysis, content, named)
                 result = self._attempt(img, step, candidate, prompt, why, analysis, report)
                 if result is not None:
                     img, analysis = result
@@ -492,12 +541,18 @@ class Planner:
         told everything at once, than in one pass per damage (docs/PLAN_ORDER.md). A specialist
         (one step) was trained on its damage alone, so it does not break up a joint pass: it
         is the first choice when its step is left on its own, or when the joint pass is rolled
-        back and the steps run one by one. Returns the new (image, analysis) when the joint pass
-        is kept, else None.
+        back and the steps run one by one. A step found fainter than its ``min_joint_strength``
+        stays out (when it is the first step, no joint pass is made now, keeping the order).
+        Returns the new (image, analysis) when the joint pass is kept, else None.
         """
-        first = {s: nets[0] for s in todo if (nets := [c for c in self.pool.for_step(s) if len(c.steps) > 1])}
-        lead = first.get(todo[0])
-        group = [s for s in todo if first.get(s) is lead]
+        faint = {s for s in todo if _faint(s, analysis, named)}
+        first = {
+            s: nets[0]
+            for s in todo
+            if s not in faint and (nets := [c for c in self.pool.for_step(s) if len(c.steps) > 1])
+        }
+        lead = first.get(todo[0])  # a faint first step runs on its own first, keeping the order
+        group = [s for s in todo if s in first and first[s] is lead]
         key = "+".join(group)
         if lead is None or len(lead.steps) < 2 or len(group) < 2 or key in tried:
             return None
