@@ -406,6 +406,8 @@ def test_an_unsure_specialist_rolled_back_untold_is_tried_again_with_the_analyze
     assert calls == ["", "moderate defocus blur"]
     assert [(r.prompt, r.kept) for r in result.report.records] == [("", False), ("moderate defocus blur", True)]
     assert "kind unsure" in result.report.records[0].why
+    dry = Planner(NoPipe(), Pool(pool), analyze=analyze, check=no_checks).plan(picture("motion-blur"))
+    assert "kind unsure" in dry.why["deblur"]  # the dry run says how its first model is told
 
 
 def test_a_faint_finding_stays_out_of_a_joint_pass_unless_the_user_names_it():

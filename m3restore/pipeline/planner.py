@@ -69,9 +69,10 @@ STEPS: dict[str, Step] = {
         Step("deblur", ("motion-blur", "defocus"), "remove motion or defocus blur"),
         Step("denoise", ("noise",), "remove noise"),
         # On rendered text the analyzer reads sharp glyph edges as faint JPEG (strength 0.07-0.17,
-        # quality above 75): joined to a strong blur, that sent the picture to the all-in-one's
-        # joint pass, 0.9-1.1 dB below the deblur specialist alone (docs/CLI_TEXT.md). No
-        # image of the planner's validation draws has so faint a JPEG finding in a joint pass.
+        # as from quality 76-84): joined to a strong blur, that sent the picture to the
+        # all-in-one's joint pass, 0.9-1.1 dB below the deblur specialist alone
+        # (docs/experiments/planner-text/). No image of the planner's validation draws has so
+        # faint a JPEG finding in a joint pass.
         Step("dejpeg", ("jpeg",), "remove JPEG compression artefacts", min_joint_strength=0.2),
         # Brightening a photo that is not dark costs 10-15 dB, and the analyzer flags a few clean
         # photos as faintly dark (Kodak24 / McMaster: 3 of 42, strength 0.09-0.11), so a brighten
@@ -470,12 +471,9 @@ class Planner:
         report.passthrough = not report.planned
         report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
         named = user_named(prompt)
-        report.why = {
-            s: step_prompt(
-                s, analysis, named=named, specialist=len(c[0].steps) == 1 if (c := self.pool.for_step(s)) else False
-            )[1]
-            for s in report.planned
-        }
+        for s in report.planned:  # why, as the step's first candidate would be told
+            specialist = any(len(c.steps) == 1 for c in self.pool.for_step(s)[:1])
+            report.why[s] = step_prompt(s, analysis, named=named, specialist=specialist)[1]
         return report
 
     def run(
