@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, ROOT, list_images, machine_info, read_rgb, weights_info  # noqa: E402
+from common import DATA, ROOT, list_images, machine_info, read_rgb, weights_info, write_text  # noqa: E402
 
 PROMPTS = {"told": None, "none": "", "motion": "moderate motion blur", "defocus": "moderate defocus blur"}
 THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
@@ -107,8 +107,7 @@ def main() -> None:
         "machine": machine_info(),
         "weights": weights_info(args.weights),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+    write_text(Path(args.out), json.dumps(payload, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(json.dumps(sweep, indent=2))
 

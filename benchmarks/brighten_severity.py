@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine_info, weights_info  # noqa: E402
+from common import ROOT, machine_info, weights_info, write_text  # noqa: E402
 from plan_order import build_set, parse_seeds  # noqa: E402
 
 WORDS = ("none", "mild", "moderate", "strong")
@@ -100,8 +100,7 @@ def main() -> None:
         "machine": machine_info(),
         "weights": weights_info(args.weights),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+    write_text(Path(args.out), json.dumps(payload, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(json.dumps(sweep, indent=2))
 

@@ -65,6 +65,23 @@ class NoPipe:
     bundle = None
 
 
+STEP_FLAG = {"denoise": "noise", "deblur": "motion-blur", "dejpeg": "jpeg"}
+
+
+def recording_network(name: str, fixes: tuple[str, ...], calls: list) -> Candidate:
+    """A network candidate that clears the flag of every step it is asked for and records
+    (name, step) in ``calls``; a specialist (one step) is tried before a multi-step network."""
+
+    def run(img, step, prompt):
+        calls.append((name, step))
+        out = img.copy()
+        for s in step.split("+"):
+            out[0, 0, FLAGS[STEP_FLAG[s]]] = 0
+        return out
+
+    return Candidate(name, fixes, "network", run, 20 if len(fixes) == 1 else 30)
+
+
 def no_checks(steps, before, after):
     return []  # flag pictures have no sharpness or noise to measure: the analyzer alone judges
 
@@ -292,18 +309,10 @@ def test_one_network_first_for_several_steps_gets_one_joint_pass():
 
 def test_a_specialist_does_not_break_up_a_joint_pass_but_takes_its_step_alone():
     calls = []
-
-    def network(name, fixes):
-        def run(img, step, prompt):
-            calls.append((name, step))
-            out = img.copy()
-            for s in step.split("+"):
-                out[0, 0, FLAGS["noise" if s == "denoise" else "motion-blur"]] = 0
-            return out
-
-        return Candidate(name, fixes, "network", run, 20 if len(fixes) == 1 else 30)
-
-    pool = [network("all-in-one", ("denoise", "deblur")), network("denoiser", ("denoise",))]
+    pool = [
+        recording_network("all-in-one", ("denoise", "deblur"), calls),
+        recording_network("denoiser", ("denoise",), calls),
+    ]
     planner(pool).run(picture("noise", "motion-blur"), "auto")
     assert calls == [("all-in-one", "+".join(s for s in ORDER if s in ("denoise", "deblur")))]
     calls.clear()
@@ -419,17 +428,10 @@ def test_a_faint_finding_stays_out_of_a_joint_pass_unless_the_user_names_it():
         blurred = Finding("motion-blur", 0.9 if blur else 0.05, 0.8, blur)
         return Analysis([blurred, Finding("jpeg", 0.9 if jpeg else 0.05, 0.07, jpeg)])
 
-    def network(name, fixes):
-        def run(img, step, prompt):
-            calls.append((name, step))
-            out = img.copy()
-            for s in step.split("+"):
-                out[0, 0, FLAGS["jpeg" if s == "dejpeg" else "motion-blur"]] = 0
-            return out
-
-        return Candidate(name, fixes, "network", run, 20 if len(fixes) == 1 else 30)
-
-    pool = [network("all-in-one", ("deblur", "dejpeg")), network("deblurrer", ("deblur",))]
+    pool = [
+        recording_network("all-in-one", ("deblur", "dejpeg"), calls),
+        recording_network("deblurrer", ("deblur",), calls),
+    ]
     run_plan = Planner(NoPipe(), Pool(pool), analyze=faint_jpeg, check=no_checks).run
     result = run_plan(picture("motion-blur", "jpeg"), "auto")
     assert calls == [("deblurrer", "deblur"), ("all-in-one", "dejpeg")]
