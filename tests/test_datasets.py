@@ -412,6 +412,45 @@ def test_synthetic_augment_and_batch(tmp_path):
     assert batch["input"].shape == (4, 3, 8, 8) and len(batch["prompt"]) == 4
 
 
+def test_synthetic_scale_shows_a_larger_window_shrunk(tmp_path):
+    # Columns alternate black and white: a crop at scale 1 keeps the stripes, a crop at scale 0.5
+    # averages each black-white couple to grey.
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255
+    images = [write(tmp_path / "stripes.png", stripes)]
+    plain = SyntheticDataset(images, "greyscale", crop=16, augment=False, length=4)
+    half = SyntheticDataset(images, "greyscale", crop=16, augment=False, length=4, scale=(0.5, 0.5))
+    for i in range(4):
+        assert plain[i]["target"].std() > 0.4
+        target = half[i]["target"]
+        assert target.shape == (3, 16, 16) and abs(float(target.mean()) - 0.5) < 0.01 and target.std() < 0.01
+    # A photo too small for the window is shown at the smallest scale it allows, never mirrored.
+    small = SyntheticDataset(images, "greyscale", crop=48, augment=False, length=2, scale=(0.25, 0.25))
+    assert small[0]["target"].shape == (3, 48, 48)
+    with pytest.raises(ConfigError, match="scale"):
+        SyntheticDataset(images, "greyscale", scale=(0.5, 1.5))
+
+
+def test_synthetic_shuffle_channels_keeps_the_values(tmp_path):
+    flat = np.empty((16, 16, 3), np.uint8)
+    flat[...] = (30, 120, 230)
+    images = [write(tmp_path / "flat.png", flat)]
+    ds = SyntheticDataset(images, "greyscale", crop=8, length=24, shuffle_channels=True)
+    orders = {tuple(np.round(ds.load(i)["target"][0, 0] * 255).astype(int)) for i in range(24)}
+    assert all(sorted(order) == [30, 120, 230] for order in orders)
+    assert len(orders) >= 4
+    off = SyntheticDataset(images, "greyscale", crop=8, length=4)
+    assert {tuple(np.round(off.load(i)["target"][0, 0] * 255).astype(int)) for i in range(4)} == {(30, 120, 230)}
+
+
+def test_scale_and_shuffle_are_options_of_clean_sources():
+    from m3restore.training.config import SourceConfig
+
+    assert SourceConfig(kind="clean", scale=(0.5, 1.0), shuffle_channels=True).scale == (0.5, 1.0)
+    with pytest.raises(ValueError, match="clean sources"):
+        SourceConfig(kind="gopro", shuffle_channels=True)
+
+
 # ---------------------------------------------------------------------------- EvalDataset
 
 

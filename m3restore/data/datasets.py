@@ -324,6 +324,14 @@ def _random_crops(
     return [p[y : y + ch, x : x + cw] for p in padded]
 
 
+def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` brought to ``size`` (``h, w``) by area averaging: a window of a photo as a
+    camera with fewer pixels would have seen it."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
 def _augment(images: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """The paper's geometric augmentation, identical for every image: a rotation by 0/90/180/270
     degrees (only 0/180 for non-square images so shapes stay fixed) and random horizontal and
@@ -494,7 +502,17 @@ class SyntheticDataset(_SeededDataset):
     ``content_words`` optionally maps an image (its path, file name, stem or item name) to
     words describing its content, which are put in front: ``"a red car, mild noise"``.
     ``images`` may also be a folder, scanned with :func:`clean_images`.
+
+    Two options make more of few photos. ``scale=(lo, hi)`` (``0 < lo <= hi <= 1``) shows each
+    crop at a random scale in that range: a window ``1/s`` times the crop, shrunk to it.
+    ``shuffle_channels`` puts the colour channels in a random order, so the colours of a few
+    photos do not become the only colours the network knows. Both draw from the item's
+    generator only when on, so a config without them gives the same items as before.
     """
+
+    #: Defaults for subclasses that do not take the options (rendered text).
+    scale: tuple[float, float] = (1.0, 1.0)
+    shuffle_channels: bool = False
 
     def __init__(
         self,
@@ -508,6 +526,8 @@ class SyntheticDataset(_SeededDataset):
         length: int | None = None,
         prompt_dropout: float = 0.1,
         content_words: Mapping[str, str] | None = None,
+        scale: tuple[float, float] = (1.0, 1.0),
+        shuffle_channels: bool = False,
     ) -> None:
         self.images = _as_images(images)
         super().__init__(len(self.images), seed, length)
@@ -520,6 +540,11 @@ class SyntheticDataset(_SeededDataset):
         self.prompt_dropout = float(prompt_dropout)
         self.content_words = dict(content_words or {})
         self._cache = _Cache(cache)
+        lo, hi = (float(s) for s in scale)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"scale must be two numbers with 0 < low <= high <= 1, not {list(scale)}")
+        self.scale = (lo, hi)
+        self.shuffle_channels = bool(shuffle_channels)
 
     def _content(self, i: int) -> str:
         if not self.content_words:
@@ -539,11 +564,21 @@ class SyntheticDataset(_SeededDataset):
 
     def _degraded(self, image: np.ndarray, rng: np.random.Generator, content: str, name: str) -> dict[str, Any]:
         """A random crop of ``image``, augmented and degraded; its prompt, maybe with ``content``."""
-        (clean,) = _random_crops([image], self.crop, rng)
+        size = self.crop
+        if size is not None and self.scale != (1.0, 1.0):
+            # no smaller than the photo allows: a window past its edges would show mirrored content
+            s = float(rng.uniform(*self.scale))
+            s = min(1.0, max(s, size[0] / image.shape[0], size[1] / image.shape[1]))
+            (clean,) = _random_crops([image], (round(size[0] / s), round(size[1] / s)), rng)
+            clean = _shrink(clean, size)
+        else:
+            (clean,) = _random_crops([image], size, rng)
         clean = _to_float(clean)
         if self.augment:
             (clean,) = _augment([clean], rng)
-            clean = np.ascontiguousarray(clean)
+        if self.shuffle_channels:
+            clean = clean[..., rng.permutation(3)]
+        clean = np.ascontiguousarray(clean)
         dropped = bool(rng.random() < self.prompt_dropout)
         degraded, record = degrade(clean, self.spec, rng)
         prompt = "" if dropped else ", ".join(w for w in (content, describe(record)) if w)

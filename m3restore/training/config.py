@@ -33,10 +33,15 @@ class SourceConfig:
     degrade: str = "motion-blur,noise:0-50,jpeg:10-90"
     prompt: str = ""
     weight: float = 1.0
+    # clean sources: crops seen at a random scale in [low, high] (<= 1), colour channels shuffled
+    scale: tuple[float, float] = (1.0, 1.0)
+    shuffle_channels: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
             raise ValueError(f"unknown dataset {self.kind!r}; valid: {', '.join(DATASET_KINDS)}")
+        if self.kind != "clean" and (tuple(self.scale) != (1.0, 1.0) or self.shuffle_channels):
+            raise ValueError(f"scale and shuffle_channels are for clean sources, not {self.kind!r}")
 
 
 @dataclass

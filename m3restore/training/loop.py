@@ -75,7 +75,14 @@ def build_train_dataset(cfg: TrainConfig):
         )
         if source.kind == "clean":
             images = ds.clean_images(_need(source.root, "root", source))
-            part = ds.SyntheticDataset(images, source.degrade, cfg.crop, **synthetic)
+            part = ds.SyntheticDataset(
+                images,
+                source.degrade,
+                cfg.crop,
+                scale=source.scale,
+                shuffle_channels=source.shuffle_channels,
+                **synthetic,
+            )
         elif source.kind == "text":
             part = ds.RenderedTextDataset(source.degrade, cfg.crop, **synthetic)
         else:
