@@ -40,9 +40,10 @@ def main():
     scores = {k: [] for k in ("input", "one pass", "twice", "coarse to fine", "half size")}
     for blur, sharp in zip(list_images(root / "blur"), list_images(root / "sharp")):
         x, y = read_rgb(blur), quantize(read_rgb(sharp))
+        x_half = half(x)
         once = pipe(x, PROMPT)
-        small = pipe(half(x), PROMPT)
-        lifted = np.clip(x + full(small, x) - full(half(x), x), 0, 1).astype(np.float32)
+        small = pipe(x_half, PROMPT)
+        lifted = np.clip(x + full(small, x) - full(x_half, x), 0, 1).astype(np.float32)
         for key, out in zip(scores, (x, once, pipe(once, PROMPT), pipe(lifted, PROMPT), full(small, x))):
             scores[key].append(psnr(quantize(np.clip(out, 0, 1)), y))
         print(blur.name, {k: round(v[-1], 2) for k, v in scores.items()}, flush=True)
