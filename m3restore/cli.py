@@ -341,7 +341,7 @@ def promote(
     tr = index["training"]
     legs = len(index["earlier_legs"]) + 1
     out.print(
-        f"promoted {source} into {target} as leg {legs}: {tr.get('iterations')} iterations, "
+        f"promoted {source} into {target} (shipped leg {legs} on its record): {tr.get('iterations')} iterations, "
         f"validation PSNR {tr.get('val_psnr')} dB",
         soft_wrap=True,
     )

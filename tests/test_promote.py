@@ -114,7 +114,7 @@ def test_cli_promote_and_its_errors(tmp_path: Path):
     code, output = run("promote", leg2, target)
     assert code == 0, output
     output = " ".join(output.split())
-    assert "as leg 2: 200 iterations" in output and "MODEL_CARD.md is unchanged" in output
+    assert "(shipped leg 2 on its record): 200 iterations" in output and "MODEL_CARD.md is unchanged" in output
     assert json.loads((target / "model_index.json").read_text())["training"]["iterations"] == 200
     code, output = run("info", "--weights", target)
     assert code == 0 and "training history: 2 legs, 300 iterations" in " ".join(output.split())
