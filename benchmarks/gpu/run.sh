@@ -2,8 +2,9 @@
 # One prepared GPU call, run on the lent machine from the repository root with `carry: [".gpu"]`
 # (benchmarks/gpu/prepare.py writes .gpu):
 #   MINUTES=7.6 SEED=51 bash benchmarks/gpu/run.sh configs/gpu_deblur.yaml   # session 18's leg 9
-#   MINUTES=6.5 SEED=41 bash benchmarks/gpu/run.sh configs/gpu_deblur.yaml configs/gpu_denoise.yaml
-# (A GPU leg moved the deblurrer far more than a CPU leg; the denoiser's gained nothing over one.)
+#   MINUTES=7.5 SEED=65 bash benchmarks/gpu/run.sh configs/gpu_deblur.yaml configs/gpu_dejpeg.yaml
+# (session 28: 4,170 and 4,697 iterations side by side, 537 s of a 600-s call, check included.
+# A GPU leg moved the deblurrer far more than a CPU leg; the denoiser's gained nothing over one.)
 # Trains the configs side by side on the one GPU for MINUTES each (the cosine runs over the time
 # budget), each warm-started from weights/<its bundle_name> when that exists, with seeds SEED,
 # SEED+1, ...; then checks the CUDA fp32/fp16/bf16 path and the fp16 NaN guard on the first
@@ -16,7 +17,8 @@
 # tests/test_training.py block both). The working tree and .gpu must stay under the 64 MiB a call
 # carries: hold docs/, examples/ and the bundles not trained out of the tree for the call. One
 # config with MINUTES=7.6 took 494 s of a 600-s call, the check included. Dry run here, on the CPU:
-#   OUT=/tmp/o MINUTES=0.4 CHECK_DEVICE=cpu bash benchmarks/gpu/run.sh configs/gpu_denoise.yaml
+#   PATH=$PWD/.venv/bin:$PATH OUT=/tmp/o MINUTES=0.4 CHECK_DEVICE=cpu \
+#     bash benchmarks/gpu/run.sh configs/gpu_denoise.yaml
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi -L
