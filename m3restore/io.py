@@ -171,6 +171,8 @@ def _open(data: bytes, path: Path, max_pixels: int | None) -> PILImage.Image:
         try:
             pil = PILImage.open(io.BytesIO(data), formats=_READABLE_FORMATS)
         except UnidentifiedImageError as error:  # Pillow's answer to garbage in a known format, too
+            if other := _other_format(data):
+                raise ImageError(f"{path}: {other} is not supported; save as one of {_format_list()}") from error
             raise ImageError(f"{path}: not a readable image (corrupt, or not one of {_format_list()})") from error
         except Exception as error:
             raise ImageError(
@@ -186,6 +188,15 @@ def _open(data: bytes, path: Path, max_pixels: int | None) -> PILImage.Image:
             "raise it with --max-pixels"
         )
     return pil
+
+
+def _other_format(data: bytes) -> str | None:
+    """The name of an image format Pillow knows and we do not read (GIF, PPM ...), else None."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as pil:
+            return pil.format
+    except Exception:
+        return None
 
 
 def _bit_depth(pil: PILImage.Image, data: bytes, path: Path) -> int:

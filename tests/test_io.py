@@ -277,6 +277,15 @@ def test_text_file_renamed_png(tmp_path):
     assert "not a readable image" in message and ".png" in message
 
 
+def test_a_format_we_do_not_read_is_named(tmp_path):
+    path = tmp_path / "anim.gif"
+    PILImage.fromarray(random_u8((16, 16, 3))).save(path)
+    with pytest.raises(ImageError) as error:
+        read_image(path)
+    message = assert_one_line_naming(error, path)
+    assert "GIF is not supported" in message and ".png" in message
+
+
 def test_corrupt_jpeg(tmp_path):
     good = tmp_path / "good.jpg"
     PILImage.fromarray(random_u8((16, 16, 3))).save(good)
