@@ -571,16 +571,20 @@ def plan_command(
     results, failed = [], 0
     for path in list_images(inputs, recursive=recursive):
         try:
-            report = planner.plan(read_image(path).rgb(), steps, prompt)
+            image = read_image(path)
+            report = planner.plan(image.rgb(), steps, prompt, grey=image.is_grey)
         except M3RestoreError as error:
             failed += 1
             console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
             continue
         results.append({"file": str(path), **report.to_dict()})
-        if not as_json:
+        if as_json:
+            continue
+        if report.passthrough:
+            found = ", ".join(f["phrase"] for f in report.findings) or "no degradation"
+            out.print(f"{path}: analyzer found {found}; nothing to fix, restore would write it unchanged")
+        else:
             out.print(plan_table(path, report))
-            if report.passthrough:
-                out.print(f"{path}: nothing to fix was found; restore would write it unchanged")
     if as_json:
         out.print_json(json.dumps(results))
     if failed:

@@ -155,6 +155,25 @@ def test_a_step_nothing_can_do_is_reported_and_the_rest_still_runs():
     assert result.report.partial and result.report.unavailable[0][0] == "dejpeg"
 
 
+def test_a_grey_file_is_not_planned_for_colour():
+    def grey_and_noisy(img):
+        present = img[0, 0, FLAGS["noise"]] > 0.5
+        noise = Finding("noise", 0.9 if present else 0.05, 0.7, bool(present))
+        return Analysis([Finding("greyscale", 1.0, 1.0, True), noise])
+
+    pool = [Candidate("dn", ("denoise",), "network", fixer("dn", clears="noise"))]
+    make = Planner(NoPipe(), Pool(pool), analyze=grey_and_noisy, check=no_checks)
+    stored_grey = make.run(picture("noise"), "auto", grey=True).report
+    assert stored_grey.planned == ["denoise"] and stored_grey.kept_steps() == ["denoise"] and not stored_grey.partial
+    assert make.plan(picture("noise"), "auto", grey=True).planned == ["denoise"]
+    stored_rgb = make.run(picture("noise"), "auto").report  # an RGB file of a grey picture could take colour
+    assert "colorize" in stored_rgb.planned and stored_rgb.unavailable == [
+        ("colorize", "no installed model declares the step 'colorize'")
+    ]
+    asked = make.run(picture("noise"), ["colorize"], grey=True).report  # asked for by name: said why not
+    assert asked.unavailable == [("colorize", "a greyscale file is written back greyscale")]
+
+
 def test_clean_image_passes_through_unchanged():
     img = picture()
     result = planner([]).run(img, "auto")

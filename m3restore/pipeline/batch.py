@@ -195,7 +195,7 @@ def restore_paths(
                     if planner is not None:
                         rgb = image.rgb()
                         caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
-                        result = planner.run(rgb, plan, prompt, caption)
+                        result = planner.run(rgb, plan, prompt, caption, grey=image.is_grey)
                         if plan == "auto" and prompt and not result.report.planned:
                             result = None  # nothing to plan, yet the user's words ask for a restoration
                             if explain:
@@ -275,8 +275,10 @@ def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool)
         console.print(plan_table(job.source, plan))
     if plan.passthrough:
         found = ", ".join(f["phrase"] for f in plan.findings)
-        if plan.planned:
+        if plan.records:
             _say_unchanged(job, found, "no step improved it", report, console, "--plan none restores without checking")
+        elif plan.planned:
+            _say_unchanged(job, found, "no installed model can do what it plans", report, console)
         else:
             _say_unchanged(job, found, "nothing it plans a step for", report, console)
     for step, why in plan.unavailable:

@@ -454,20 +454,32 @@ class Planner:
         report.analyzer_seconds += time.perf_counter() - t0
         return analysis
 
-    def _initial(self, analysis, fixed: list[str] | None, requested: list[str]) -> list[str]:
+    def _initial(self, analysis, fixed: list[str] | None, requested: list[str], grey: bool) -> list[str]:
         if fixed is not None:
             return fixed
-        wanted = set(steps_for(analysis, self.order)) | set(requested)
+        found = set(steps_for(analysis, self.order))
+        if grey:  # a grey file is written back grey: its greyscale is its form, not damage to fix
+            found.discard("colorize")
+        wanted = found | set(requested)
         return [s for s in self.order if s in wanted]
 
-    def plan(self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None) -> PlanReport:
-        """The dry run: findings and the ordered steps (``first_choice`` names each one's model)."""
+    def _why_not(self, step: str, grey: bool) -> str | None:
+        """Why ``step`` cannot be done on this picture, or None when some candidate can try."""
+        if grey and step == "colorize":
+            return "a greyscale file is written back greyscale"
+        return None if self.pool.for_step(step) else self.pool.why_not(step)
+
+    def plan(
+        self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None, *, grey: bool = False
+    ) -> PlanReport:
+        """The dry run: findings and the ordered steps (``first_choice`` names each one's model).
+        ``grey``: the picture comes from a one-channel file (see :meth:`run`)."""
         report = PlanReport(mode=_mode(plan))
         analysis = self.analyze(img, report)
         report.findings = [f.to_dict() for f in analysis.detected]
         requested, _ = user_request(prompt)
-        report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested)
-        report.unavailable = [(s, self.pool.why_not(s)) for s in report.planned if not self.pool.for_step(s)]
+        report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested, grey)
+        report.unavailable = [(s, why) for s in report.planned if (why := self._why_not(s, grey))]
         report.passthrough = not report.planned
         report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
         named = user_named(prompt)
@@ -477,11 +489,18 @@ class Planner:
         return report
 
     def run(
-        self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None, caption: str = ""
+        self,
+        img: np.ndarray,
+        plan: str | list[str] = "auto",
+        prompt: str | None = None,
+        caption: str = "",
+        *,
+        grey: bool = False,
     ) -> PlanResult:
         """Restore ``img`` (float HxWx3) by ``plan``. ``prompt``: the user's words; its content
         words (and a content ``caption``) go to every network step, and degradations it names
-        join an automatic plan."""
+        join an automatic plan. ``grey``: ``img`` is a one-channel file's picture, which is
+        written back grey, so the analyzer's "greyscale" is not planned as a step to fix."""
         if plan == "none":
             raise ConfigError("--plan none runs no planner: call the pipeline directly")
         requested, content = user_request(prompt)
@@ -491,7 +510,7 @@ class Planner:
         analysis = self.analyze(img, report)
         report.findings = [f.to_dict() for f in analysis.detected]
         fixed = None if plan == "auto" else list(plan)
-        todo = self._initial(analysis, fixed, requested)
+        todo = self._initial(analysis, fixed, requested, grey)
         report.planned = list(todo)
         tried: set[str] = set()
         while todo:
@@ -502,9 +521,10 @@ class Planner:
                 continue
             step = todo.pop(0)
             tried.add(step)
-            candidates = self.pool.for_step(step)
-            if not candidates:
-                report.unavailable.append((step, self.pool.why_not(step)))
+            why_not = self._why_not(step, grey)
+            candidates = [] if why_not else self.pool.for_step(step)
+            if why_not:
+                report.unavailable.append((step, why_not))
             attempts = [(c, *words) for c in candidates for words in _wordings(step, c, analysis, content, named)]
             for candidate, prompt, why in attempts:
                 if len(report.records) >= self.budget:
