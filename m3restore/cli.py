@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from m3restore.errors import M3RestoreError
 
@@ -592,10 +593,19 @@ def plan_command(
 
 
 def main() -> None:
+    """The console script. Typer's own errors (an unknown option, a value of the wrong type, a
+    missing argument) come out as one line too, instead of a usage panel."""
     try:
-        app()
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:  # click's exceptions, as Typer vendors them
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `m3restore`: the help, as before
+            out.print(ctx.get_help(), markup=False)
+            sys.exit(error.exit_code)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        console.print(f"[bold red]error:[/] {escape(error.format_message())}{where}", soft_wrap=True)
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         console.print("[bold red]error:[/] interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -191,3 +191,32 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["restore", "a.png", "--seed", "abc"], "Invalid value for '--seed'"),
+        (["restore", "a.png", "--no-such-option"], "No such option: --no-such-option"),
+        (["restore"], "Missing argument"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+    ],
+)
+def test_usage_errors_of_the_console_script_are_one_line(args, needle, monkeypatch, capsys):
+    from m3restore.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["m3restore", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and one_error_line(err) and needle in err and "--help)" in err, err
+
+
+def test_console_script_exit_codes(monkeypatch, capsys):
+    from m3restore.cli import main
+
+    for args, code in ((["--help"], 0), ([], 2)):  # bare `m3restore` shows the help, as click does
+        monkeypatch.setattr(sys, "argv", ["m3restore", *args])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        assert exit_.value.code == code and "Usage" in capsys.readouterr().out
