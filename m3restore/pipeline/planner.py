@@ -89,6 +89,9 @@ STEPS: dict[str, Step] = {
 }
 LABEL_STEP = {label: step.name for step in STEPS.values() for label in step.labels}
 DEFAULT_BUDGET = 6
+#: Steps a one-channel (grey) file rules out, and why: it is written back grey, so colour added
+#: to it would be dropped. Not planned from the analyzer's findings; asked for, said why not.
+GREY_FILE_RULES_OUT = {"colorize": "a greyscale file is written back greyscale"}
 MIN_GAIN = 0.02  # damage (see :func:`damage`) a step must remove for the analyzer to call it a fix
 # How much the analyzer's damage outside a step's own labels may rise before the step counts as
 # adding damage. After good deblur passes on the 37 real GoPro frames (train + val, whole), the
@@ -457,17 +460,17 @@ class Planner:
     def _initial(self, analysis, fixed: list[str] | None, requested: list[str], grey: bool) -> list[str]:
         if fixed is not None:
             return fixed
-        found = set(steps_for(analysis, self.order))
-        if grey:  # a grey file is written back grey: its greyscale is its form, not damage to fix
-            found.discard("colorize")
+        found = {s for s in steps_for(analysis, self.order) if not (grey and s in GREY_FILE_RULES_OUT)}
         wanted = found | set(requested)
         return [s for s in self.order if s in wanted]
 
-    def _why_not(self, step: str, grey: bool) -> str | None:
-        """Why ``step`` cannot be done on this picture, or None when some candidate can try."""
-        if grey and step == "colorize":
-            return "a greyscale file is written back greyscale"
-        return None if self.pool.for_step(step) else self.pool.why_not(step)
+    def _candidates(self, step: str, grey: bool) -> list[Candidate]:
+        """The pool's candidates for ``step`` on this picture: none for a step its file rules out."""
+        return [] if grey and step in GREY_FILE_RULES_OUT else self.pool.for_step(step)
+
+    def _why_not(self, step: str, grey: bool) -> str:
+        """Why :meth:`_candidates` has nothing for ``step``."""
+        return GREY_FILE_RULES_OUT[step] if grey and step in GREY_FILE_RULES_OUT else self.pool.why_not(step)
 
     def plan(
         self, img: np.ndarray, plan: str | list[str] = "auto", prompt: str | None = None, *, grey: bool = False
@@ -479,12 +482,12 @@ class Planner:
         report.findings = [f.to_dict() for f in analysis.detected]
         requested, _ = user_request(prompt)
         report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested, grey)
-        report.unavailable = [(s, why) for s in report.planned if (why := self._why_not(s, grey))]
+        report.unavailable = [(s, self._why_not(s, grey)) for s in report.planned if not self._candidates(s, grey)]
         report.passthrough = not report.planned
-        report.first_choice = {s: c[0].describe() for s in report.planned if (c := self.pool.for_step(s))}
+        report.first_choice = {s: c[0].describe() for s in report.planned if (c := self._candidates(s, grey))}
         named = user_named(prompt)
         for s in report.planned:  # why, as the step's first candidate would be told
-            specialist = any(len(c.steps) == 1 for c in self.pool.for_step(s)[:1])
+            specialist = any(len(c.steps) == 1 for c in self._candidates(s, grey)[:1])
             report.why[s] = step_prompt(s, analysis, named=named, specialist=specialist)[1]
         return report
 
@@ -521,10 +524,9 @@ class Planner:
                 continue
             step = todo.pop(0)
             tried.add(step)
-            why_not = self._why_not(step, grey)
-            candidates = [] if why_not else self.pool.for_step(step)
-            if why_not:
-                report.unavailable.append((step, why_not))
+            candidates = self._candidates(step, grey)
+            if not candidates:
+                report.unavailable.append((step, self._why_not(step, grey)))
             attempts = [(c, *words) for c in candidates for words in _wordings(step, c, analysis, content, named)]
             for candidate, prompt, why in attempts:
                 if len(report.records) >= self.budget:
