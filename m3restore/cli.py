@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from m3restore.errors import M3RestoreError
+from m3restore.errors import M3RestoreError, unknown_choice
 
 app = typer.Typer(
     name="m3restore",
@@ -429,15 +429,10 @@ def eval_(
     from m3restore.evaluation.report import METRICS
     from m3restore.pipeline.ensemble import check_ensemble
 
-    if out_dir is None:  # a fresh, dated run folder, so no earlier evaluation is ever replaced
-        import time
-
-        out_dir = Path("runs") / "eval" / f"{dataset or 'pairs'}-{time.strftime('%Y%m%d-%H%M%S')}"
-        console.print(f"writing to {out_dir} (choose with --out)")
     ablations = [a.strip().lower() for a in ablate or []]
     unknown = [a for a in ablations if a != "text"]
     if unknown:
-        raise ConfigError(f"--ablate {unknown[0]}: unknown ablation; valid: text")
+        raise ConfigError(unknown_choice("--ablate value", unknown[0], ["text"]))
     if no_model and (weights or ablations or ensemble != 1):
         raise ConfigError("--no-model cannot be combined with --weights, --ablate or --ensemble")
     check_ensemble(ensemble)
@@ -456,6 +451,11 @@ def eval_(
     )
     if "text" in ablations and data.kind == "pairs" and not prompt:
         raise ConfigError("--ablate text on --dataset pairs needs --prompt (the correct description of the damage)")
+    if out_dir is None:  # a fresh, dated run folder, so no earlier evaluation is ever replaced
+        import time
+
+        out_dir = Path("runs") / "eval" / f"{dataset or 'pairs'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        console.print(f"writing to {out_dir} (choose with --out)")
     methods, notes = baseline_methods(baseline or (["input"] if no_model else []))
     for line in notes:
         console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)

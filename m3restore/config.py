@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from m3restore.errors import ConfigError
+from m3restore.errors import ConfigError, unknown_choice
 
 T = TypeVar("T")
 
@@ -23,10 +23,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    if len(unknown) == 1:
+        raise ConfigError(f"{where or cls.__name__}: {unknown_choice('key', unknown[0], fields)}")
     if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(fields)}"
-        )
+        raise ConfigError(f"{where or cls.__name__}: unknown keys {', '.join(unknown)}; valid: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():

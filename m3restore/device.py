@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from m3restore.errors import DeviceError
+from m3restore.errors import DeviceError, unknown_choice
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -31,7 +31,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
         return device
-    raise DeviceError(f"--device {name}: unknown; valid: auto, cpu, cuda, cuda:N")
+    raise DeviceError(unknown_choice("--device", name, ("auto", "cpu", "cuda", "cuda:N")))
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -44,7 +44,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if name not in DTYPES:
-        raise DeviceError(f"--dtype {name}: unknown; valid: auto, fp32, fp16, bf16")
+        raise DeviceError(unknown_choice("--dtype", name, ("auto", *DTYPES)))
     if name == "fp16" and device.type != "cuda":
         raise DeviceError("--dtype fp16 needs a CUDA device; on the CPU use fp32 or bf16")
     return DTYPES[name]

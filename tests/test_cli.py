@@ -107,8 +107,9 @@ def test_existing_output_needs_overwrite(tiny_bundle, photo_file, tmp_path):
     [
         (["restore", "{missing}"], "no such file"),
         (["restore", "{emptydir}"], "no images"),
-        (["restore", "{photo}", "--device", "tpu"], "--device tpu"),
-        (["restore", "{photo}", "--dtype", "fp8"], "--dtype fp8"),
+        (["restore", "{photo}", "--device", "tpu"], "unknown --device 'tpu'"),
+        (["restore", "{photo}", "--dtype", "fp8"], "unknown --dtype 'fp8'"),
+        (["restore", "{photo}", "--dtype", "fp61"], "did you mean 'fp16'?"),
         (["restore", "{photo}", "--tile", "-3"], "--tile"),
         (["restore", "{photo}", "--tile", "big"], "--tile"),
         (["restore", "{photo}", "--ensemble", "3"], "--ensemble 3"),

@@ -243,7 +243,7 @@ def test_parse_spec_details():
     "text, words",
     [
         ("blurr", ["unknown degradation", "blurr", "motion-blur", "greyscale"]),
-        ("noise,fog:3", ["fog", "valid names are", "jpeg"]),
+        ("noise,fog:3", ["unknown degradation 'fog'", "valid: motion-blur", "jpeg"]),
         ("noise:abc", ["noise:abc"]),
         ("noise:50-10", ["noise:50-10", "above"]),
         ("jpeg:0-200", ["jpeg:0-200", "between 1 and 100"]),
@@ -265,7 +265,7 @@ def test_parse_spec_errors(text, words):
 
 
 def test_step_validation():
-    with pytest.raises(ConfigError, match="valid names"):
+    with pytest.raises(ConfigError, match="unknown degradation .sharpen.; valid: motion-blur"):
         Step("sharpen")
     with pytest.raises(ConfigError):
         Step("noise", 10, 5)

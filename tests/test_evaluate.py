@@ -250,7 +250,7 @@ def test_deconvolution_baselines_sharpen_a_gaussian_blur():
 
 
 def test_baseline_registry(monkeypatch):
-    with pytest.raises(ConfigError, match="valid baselines are: input, bicubic, opencv-nlm"):
+    with pytest.raises(ConfigError, match="unknown baseline 'magic'; valid: input, bicubic, opencv-nlm"):
         bl.get_baseline("magic")
     assert bl.get_baseline("NLM").name == "opencv-nlm"
     small = texture(16, 24)
@@ -269,11 +269,11 @@ def test_baseline_registry(monkeypatch):
 
 
 def test_dataset_errors(tmp_path, clean_dir):
-    with pytest.raises(ConfigError, match="valid datasets are"):
+    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'; valid: gopro"):
         open_dataset("imagenet")
     with pytest.raises(ConfigError, match="--root"):
         open_dataset("gopro")
-    with pytest.raises(ConfigError, match="valid names are"):
+    with pytest.raises(ConfigError, match="unknown degradation 'sparkles'; valid: motion-blur"):
         open_dataset("synthetic", root=clean_dir, degrade_spec="sparkles:3")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images"):
@@ -486,16 +486,17 @@ def test_eval_errors(tmp_path, clean_dir):
         assert code != 0 and one_error_line(text), text
         return text
 
-    assert "valid baselines are" in err("--dataset", "text", "--count", 1, "--no-model", "--baseline", "nope",
-                                        "--out", tmp_path / "a")  # fmt: skip
-    assert "valid names are" in err("--dataset", "synthetic", "--root", clean_dir, "--degrade", "fog", "--out",
-                                    tmp_path / "b")  # fmt: skip
+    text = err("--dataset", "text", "--count", 1, "--no-model", "--baseline", "nope", "--out", tmp_path / "a")
+    assert "unknown baseline 'nope'; valid: input" in text
+    text = err("--dataset", "synthetic", "--root", clean_dir, "--degrade", "fog", "--out", tmp_path / "b")
+    assert "unknown degradation 'fog'; valid: motion-blur" in text
     (tmp_path / "empty").mkdir()
     assert "no images" in err("--dataset", "synthetic", "--root", tmp_path / "empty", "--degrade", "noise",
                               "--out", tmp_path / "c")  # fmt: skip
     (tmp_path / "file").write_text("x")
     assert "cannot create" in err("--dataset", "text", "--count", 1, "--no-model", "--out", tmp_path / "file" / "o")
-    assert "valid: text" in err("--dataset", "text", "--ablate", "dilation", "--out", tmp_path / "d")
+    text = err("--dataset", "text", "--ablate", "dilation", "--out", tmp_path / "d")
+    assert "unknown --ablate value 'dilation'; valid: text" in text
     write_image(tmp_path / "in" / "a.png", Image(texture(40, 56)))
     write_image(tmp_path / "gt" / "a.png", Image(texture(48, 60)))
     text = err("--input", tmp_path / "in", "--target", tmp_path / "gt", "--no-model", "--out", tmp_path / "e")

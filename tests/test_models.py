@@ -330,7 +330,7 @@ def test_multiscale_loss_kinds():
     outputs = [torch.full((1, 1, 16, 16), 0.1), torch.full((1, 1, 8, 8), 0.01)]
     assert multiscale_loss(outputs, target, (1.0, 0.5), "l1").item() == pytest.approx(0.1 + 0.5 * 0.01)
     assert multiscale_loss(outputs, target, (1.0, 0.5), "psnr").item() == pytest.approx(-20.0 + 0.5 * -40.0, abs=1e-3)
-    with pytest.raises(ValueError, match="valid: l1, psnr"):
+    with pytest.raises(ValueError, match="unknown loss 'l2'.*; valid: l1, psnr"):
         multiscale_loss(outputs, target, kind="l2")
 
 

@@ -148,18 +148,24 @@ def test_folder_without_images(tiny_bert_folder, tmp_path):
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown recipe"):
+    with pytest.raises(ConfigError, match="unknown recipe 'fast'; valid: paper, cpu, gpu$"):
         build_config(recipe="fast")
-    with pytest.raises(ConfigError, match="valid"):
+    # a typo is answered with the nearest valid name, before the whole list
+    with pytest.raises(ConfigError, match=r"unknown recipe 'cpus' \(did you mean 'cpu'\?\); valid: paper"):
+        build_config(recipe="cpus")
+    with pytest.raises(ConfigError, match=r"'motion-blurr' \(did you mean 'motion-blur'\?\); valid"):
         build_config(dataset="clean", root="x", degrade="motion-blurr")
-    with pytest.raises(ConfigError, match="imagenet: unknown"):
+    with pytest.raises(ConfigError, match="unknown --dataset 'imagenet'; valid: "):
         build_config(dataset="imagenet")
     bad = tmp_path / "bad.yaml"
     bad.write_text("recipe: cpu\nlearning_rate: 1\n")
     with pytest.raises(ConfigError, match="learning_rate"):
         build_config(config=bad)
+    bad.write_text("recipe: cpu\ncrp: 128\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'crp' \(did you mean 'crop'\?\)"):
+        build_config(config=bad)
     bad.write_text("recipe: cpu\nloss: l2\n")
-    with pytest.raises(ConfigError, match="loss 'l2' unknown; valid: l1, psnr"):
+    with pytest.raises(ConfigError, match="unknown loss 'l2'.*; valid: l1, psnr"):
         build_config(config=bad)
     good = tmp_path / "good.yaml"
     good.write_text("recipe: cpu\nloss: psnr\n")

@@ -50,7 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from m3restore.errors import ConfigError, DataError
+from m3restore.errors import ConfigError, DataError, unknown_choice
 
 __all__ = [
     "DEGRADATIONS",
@@ -592,10 +592,6 @@ def _fmt(x: float) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
-def _valid_names() -> str:
-    return ", ".join(DEGRADATIONS)
-
-
 @dataclass(frozen=True)
 class Step:
     """One spec item: a degradation name, an optional range of its natural parameter, a probability.
@@ -611,7 +607,7 @@ class Step:
 
     def __post_init__(self) -> None:
         if self.name not in DEGRADATIONS:
-            raise ConfigError(f"unknown degradation {self.name!r}; valid names are: {_valid_names()}")
+            raise ConfigError(unknown_choice("degradation", self.name, DEGRADATIONS))
         if self.low is None and self.high is not None:
             raise ConfigError(f"degradation {self.name!r}: a range needs a low value")
         if self.low is not None:
@@ -684,7 +680,7 @@ def parse_spec(text: str) -> DegradationSpec:
         shuffle = False
         body = body[len("ordered:") :]
     if not body.strip():
-        raise ConfigError(f"degradation spec {text!r} is empty; valid names are: {_valid_names()}")
+        raise ConfigError(f"degradation spec {text!r} is empty; valid: {', '.join(DEGRADATIONS)}")
     steps = []
     for raw in body.split(","):
         item = raw.strip().replace(" ", "")
@@ -696,7 +692,7 @@ def parse_spec(text: str) -> DegradationSpec:
         name = m["name"].lower().replace("_", "-")
         name = _ALIASES.get(name, name)
         if name not in DEGRADATIONS:
-            raise ConfigError(f"unknown degradation {m['name']!r} in item {item!r}; valid names are: {_valid_names()}")
+            raise ConfigError(unknown_choice("degradation", m["name"], DEGRADATIONS))
         try:
             low = float(m["low"]) if m["low"] is not None else None
             high = float(m["high"]) if m["high"] is not None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from m3restore.errors import ConfigError
+from m3restore.errors import ConfigError, unknown_choice
 
 SAMPLERS = ("ddim", "dpm-solver++", "euler")
 MAX_STEPS = 200  # more than this only costs time: the residual is small and smooth in t
@@ -50,7 +50,7 @@ def make_sampler(name: str, config):
 
 def check_sampler(name: str) -> str:
     if name not in SAMPLERS:
-        raise ConfigError(f"--sampler {name}: unknown; valid: {', '.join(SAMPLERS)}")
+        raise ConfigError(unknown_choice("--sampler", name, SAMPLERS))
     return name
 
 

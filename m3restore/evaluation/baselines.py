@@ -54,7 +54,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from m3restore.errors import ConfigError
+from m3restore.errors import ConfigError, unknown_choice
 from m3restore.evaluation.extras import Availability
 
 __all__ = [
@@ -280,5 +280,5 @@ def get_baseline(name: str) -> Baseline:
     aliases = {"nlm": "opencv-nlm", "rl": "richardson-lucy", "lucy": "richardson-lucy", "identity": "input"}
     key = aliases.get(key, key)
     if key not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r}; valid baselines are: {', '.join(BASELINES)}")
+        raise ConfigError(unknown_choice("baseline", name, BASELINES))
     return BASELINES[key]

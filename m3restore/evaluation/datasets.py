@@ -53,7 +53,7 @@ from m3restore.data.datasets import (
     realblur_pairs,
 )
 from m3restore.data.degrade import Applied, degrade, describe, parse_spec
-from m3restore.errors import ConfigError, DataError
+from m3restore.errors import ConfigError, DataError, unknown_choice
 
 __all__ = ["DATASETS", "EvalItem", "EvalSet", "open_dataset", "wrong_prompt"]
 
@@ -198,7 +198,7 @@ def open_dataset(
         dataset = "pairs"
     kind = str(dataset).strip().lower().replace("_", "-")
     if kind not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets are: {', '.join(DATASETS)}")
+        raise ConfigError(unknown_choice("dataset", dataset, DATASETS))
     if limit is not None and int(limit) < 1:
         raise ConfigError(f"--limit must be at least 1, not {limit}")
     if degrade_spec is not None and kind not in ("synthetic", "text"):

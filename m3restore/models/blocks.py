@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from m3restore.errors import unknown_choice
+
 
 class LayerNorm2d(nn.Module):
     """Layer normalisation over the channel axis of an NCHW tensor."""
@@ -204,7 +206,7 @@ def downsample(kind: str, channels: int) -> nn.Module:
         return nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(channels, channels * 2, 1))
     if kind == "strided":
         return nn.Conv2d(channels, channels * 2, 2, stride=2)
-    raise ValueError(f"unknown downsampling {kind!r}; valid: maxpool, strided")
+    raise ValueError(unknown_choice("downsampling", kind, ("maxpool", "strided")))
 
 
 def upsample(kind: str, channels: int) -> nn.Module:
@@ -217,7 +219,7 @@ def upsample(kind: str, channels: int) -> nn.Module:
         return nn.ConvTranspose2d(channels, channels // 2, 2, stride=2)
     if kind == "pixelshuffle":
         return nn.Sequential(nn.Conv2d(channels, channels * 2, 1, bias=False), nn.PixelShuffle(2))
-    raise ValueError(f"unknown upsampling {kind!r}; valid: deconv, pixelshuffle")
+    raise ValueError(unknown_choice("upsampling", kind, ("deconv", "pixelshuffle")))
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

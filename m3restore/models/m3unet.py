@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from m3restore.errors import unknown_choice
 from m3restore.models.blocks import M3Block, PixelControl, RefineLayer, downsample, timestep_embedding, upsample
 from m3restore.models.fusion import FUSIONS, CirculantFusion, CrossAttention, EarlyFusion, TextGate
 
@@ -52,9 +53,9 @@ class M3UNetConfig:
         self.enc_blocks = tuple(self.enc_blocks)
         self.dec_blocks = tuple(self.dec_blocks)
         if self.dilation not in DILATION_STRATEGIES:
-            raise ValueError(f"dilation {self.dilation!r} unknown; valid: {', '.join(DILATION_STRATEGIES)}")
+            raise ValueError(unknown_choice("dilation", self.dilation, DILATION_STRATEGIES))
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion {self.fusion!r} unknown; valid: {', '.join(FUSIONS)}")
+            raise ValueError(unknown_choice("fusion", self.fusion, FUSIONS))
         if len(self.enc_blocks) != len(self.dec_blocks):
             raise ValueError("enc_blocks and dec_blocks must have one entry per level")
         if self.global_residual and self.out_channels > self.in_channels:

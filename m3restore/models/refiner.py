@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from m3restore.errors import unknown_choice
 from m3restore.models.m3unet import M3UNet, M3UNetConfig
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -50,9 +51,9 @@ class RefinerConfig:
 
     def __post_init__(self) -> None:
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type {self.prediction_type!r} unknown; valid: {', '.join(PREDICTION_TYPES)}")
+            raise ValueError(unknown_choice("prediction_type", self.prediction_type, PREDICTION_TYPES))
         if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(f"beta_schedule {self.beta_schedule!r} unknown; valid: {', '.join(BETA_SCHEDULES)}")
+            raise ValueError(unknown_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES))
         net = self.network
         if not net.time_embedding or net.control_channels != 6 or net.global_residual:
             raise ValueError(

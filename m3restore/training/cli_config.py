@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from m3restore.config import from_dict, load_file
-from m3restore.errors import ConfigError
+from m3restore.errors import ConfigError, unknown_choice
 from m3restore.training.config import DATASET_KINDS, TrainConfig
 from m3restore.training.recipes import recipe as recipe_defaults
 
@@ -31,7 +31,7 @@ def build_config(
     merged = {**recipe_defaults(name), **data, "recipe": name, "stage": stage}
     if dataset:
         if dataset not in DATASET_KINDS:
-            raise ConfigError(f"--dataset {dataset}: unknown; valid: {', '.join(DATASET_KINDS)}")
+            raise ConfigError(unknown_choice("--dataset", dataset, DATASET_KINDS))
         source: dict[str, Any] = {"kind": dataset, "root": root, "input": input, "target": target}
         if degrade:
             source["degrade"] = degrade

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from m3restore.errors import unknown_choice
 from m3restore.models.m3unet import M3UNetConfig
 from m3restore.models.refiner import RefinerConfig
 from m3restore.training.losses import LOSSES
@@ -39,7 +40,7 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
-            raise ValueError(f"unknown dataset {self.kind!r}; valid: {', '.join(DATASET_KINDS)}")
+            raise ValueError(unknown_choice("dataset", self.kind, DATASET_KINDS))
         if self.kind != "clean" and (tuple(self.scale) != (1.0, 1.0) or self.shuffle_channels):
             raise ValueError(f"scale and shuffle_channels are for clean sources, not {self.kind!r}")
 
@@ -93,13 +94,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("step", "cosine"):
-            raise ValueError(f"lr_schedule {self.lr_schedule!r} unknown; valid: step, cosine")
+            raise ValueError(unknown_choice("lr_schedule", self.lr_schedule, ("step", "cosine")))
         if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} unknown; valid: no, fp16, bf16")
+            raise ValueError(unknown_choice("mixed_precision", self.mixed_precision, ("no", "fp16", "bf16")))
         if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} unknown; valid: {', '.join(LOSSES)}")
+            raise ValueError(unknown_choice("loss", self.loss, LOSSES))
         if self.stage not in STAGES:
-            raise ValueError(f"stage {self.stage!r} unknown; valid: {', '.join(STAGES)}")
+            raise ValueError(unknown_choice("stage", self.stage, STAGES))
         for value, name in ((self.batch_size, "batch_size"), (self.iterations, "iterations"), (self.crop, "crop")):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from m3restore.config import from_dict, to_dict
-from m3restore.errors import ConfigError, DataError, M3RestoreError
+from m3restore.errors import ConfigError, DataError, M3RestoreError, unknown_choice
 from m3restore.training.config import SourceConfig, TrainConfig
 from m3restore.training.prompts import TrainingPrompts
 from m3restore.training.stages import evaluate_psnr, make_stage
@@ -430,7 +430,7 @@ def fixes_from_config(cfg: TrainConfig) -> list[str]:
     if cfg.fixes:
         unknown = sorted(set(cfg.fixes) - set(STEPS))
         if unknown:
-            raise ConfigError(f"fixes: unknown step {unknown[0]!r}; valid: {', '.join(STEPS)}")
+            raise ConfigError("fixes: " + unknown_choice("step", unknown[0], STEPS))
         return [s for s in STEPS if s in cfg.fixes]
     steps = set()
     for source in cfg.sources:

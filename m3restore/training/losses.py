@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from m3restore.errors import unknown_choice
+
 LOSSES = ("l1", "psnr")
 
 
@@ -39,7 +41,7 @@ def multiscale_loss(
     average-pooled to the same size, and the terms are summed with ``weights[k]``.
     """
     if kind not in _TERMS:
-        raise ValueError(f"loss {kind!r} unknown; valid: {', '.join(LOSSES)}")
+        raise ValueError(unknown_choice("loss", kind, LOSSES))
     term = _TERMS[kind]
     loss = outputs[0].new_zeros((), dtype=torch.float32)
     for k, output in enumerate(outputs):

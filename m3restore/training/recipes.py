@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from m3restore.errors import ConfigError
+from m3restore.errors import ConfigError, unknown_choice
 
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": dict(
@@ -69,5 +69,5 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
-        raise ConfigError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
+        raise ConfigError(unknown_choice("recipe", name, RECIPES))
     return dict(RECIPES[name], recipe=name)
