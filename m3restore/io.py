@@ -12,8 +12,11 @@ pipelines only ever see float32 arrays in [0, 1]:
   passes the original alpha samples through unchanged, never overwrites by accident, and is
   atomic: a reader never sees a half-written file and a failure leaves nothing behind.
 
-Metadata (EXIF, ICC profiles, DPI) is not copied to the output. The orientation is already
-applied to the pixels, so writing it again would rotate the image twice.
+Metadata travels with the pixels (:class:`Metadata`): the ICC colour profile, so a Display P3
+or Adobe RGB photo keeps its colours; EXIF (camera, lens, date …) with the orientation set to
+upright, since reading already turned the pixels; and the DPI. All three are written to 8-bit
+PNG, JPEG and WebP (WebP has no DPI), the profile and DPI to 8-bit TIFF. 16-bit output (written
+by OpenCV) and BMP carry none.
 """
 
 from __future__ import annotations
@@ -60,6 +63,19 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 _pillow_limit_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """What a photo carries besides its samples, written back with the restored pixels.
+
+    ``exif`` is serialised EXIF with the orientation already reset to 1 (upright); ``dpi`` is
+    (horizontal, vertical) dots per inch.
+    """
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+
 @dataclass(eq=False)  # element-wise array comparison makes a generated __eq__ useless
 class Image:
     """Decoded pixels plus what is needed to write them back faithfully.
@@ -67,12 +83,14 @@ class Image:
     ``pixels`` is float32 in [0, 1], shaped HxWx3 (RGB) or HxWx1 (grey). ``alpha`` holds the
     file's own alpha samples (uint8 or uint16, HxW) so they can be written back bit-exact;
     models never see it. ``bit_depth`` (8 or 16) is the depth of the source file, so a 16-bit
-    input can be written as 16-bit output.
+    input can be written as 16-bit output. ``metadata`` is the source file's colour profile,
+    EXIF and DPI (None for pixels that came from no file).
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     bit_depth: int = 8
+    metadata: Metadata | None = None
 
     def __post_init__(self) -> None:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
@@ -102,8 +120,9 @@ class Image:
         """A new Image holding restored pixels, ready to write in the source's form.
 
         Values are clipped to [0, 1] (NaN becomes 0). A grey source goes back to grey (BT.601
-        luma), and alpha and bit depth are kept. If the restored image has a different size
-        (super-resolution), the alpha is resized to match, since it cannot be kept as is.
+        luma), and alpha, bit depth and metadata are kept. If the restored image has a different
+        size (super-resolution), the alpha is resized to match and the DPI scaled with it, so the
+        print size stays the same.
         """
         rgb = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -111,7 +130,11 @@ class Image:
         pixels = np.clip(rgb, 0.0, 1.0)
         if self.is_grey:
             pixels = (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-        return replace(self, pixels=pixels, alpha=_fit_alpha(self.alpha, pixels.shape[:2]))
+        metadata = self.metadata
+        if metadata is not None and metadata.dpi is not None and pixels.shape[:2] != self.pixels.shape[:2]:
+            scale = pixels.shape[1] / self.pixels.shape[1], pixels.shape[0] / self.pixels.shape[0]
+            metadata = replace(metadata, dpi=(metadata.dpi[0] * scale[0], metadata.dpi[1] * scale[1]))
+        return replace(self, pixels=pixels, alpha=_fit_alpha(self.alpha, pixels.shape[:2]), metadata=metadata)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -141,12 +164,13 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         bit_depth = _bit_depth(pil, data, path)
         _decode(pil, path)
         orientation = _orientation(pil)
+        metadata = _metadata(pil)
         if bit_depth == 16:
             samples = _samples_16bit(data, pil, path)
         else:
             samples = _samples_8bit(pil, path)
     samples = _orient(samples, orientation)
-    return _to_image(samples, bit_depth)
+    return replace(_to_image(samples, bit_depth), metadata=metadata)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -230,6 +254,26 @@ def _orientation(pil: PILImage.Image) -> int:
     except Exception:  # broken EXIF must not make a good picture unreadable
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _metadata(pil: PILImage.Image) -> Metadata | None:
+    """Profile, EXIF (orientation reset to upright) and DPI; a broken part is left out, not fatal."""
+    icc = pil.info.get("icc_profile") or None
+    try:
+        exif = pil.getexif()
+        if 0x0112 in exif:
+            exif[0x0112] = 1
+        exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception:
+        exif_bytes = None
+    try:
+        dpi = tuple(float(v) for v in pil.info["dpi"])[:2]
+        dpi = dpi if len(dpi) == 2 and all(0 < v < 1e6 for v in dpi) else None
+    except (KeyError, TypeError, ValueError):
+        dpi = None
+    if icc is None and exif_bytes is None and dpi is None:
+        return None
+    return Metadata(icc_profile=icc, exif=exif_bytes, dpi=dpi)  # type: ignore[arg-type]
 
 
 def _samples_8bit(pil: PILImage.Image, path: Path) -> np.ndarray:
@@ -334,7 +378,7 @@ def _encode(image: Image, fmt: str, jpeg_quality: int, path: Path) -> bytes:
     try:
         if bit_depth == 16:
             return _encode_16bit(samples, fmt)
-        return _encode_8bit(samples, fmt, jpeg_quality)
+        return _encode_8bit(samples, fmt, jpeg_quality, image.metadata)
     except Exception as error:
         raise ImageError(f"{path}: could not encode as {fmt} ({_reason(error)})") from error
 
@@ -358,8 +402,11 @@ def _alpha_at(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
     return _quantise(alpha, bit_depth)  # float alpha from a caller, assumed in [0, 1]
 
 
-def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int) -> bytes:
-    """Pillow for all 8-bit output: it handles grey+alpha and lossless WebP, unlike OpenCV."""
+def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int, metadata: Metadata | None = None) -> bytes:
+    """Pillow for all 8-bit output: it handles grey+alpha, lossless WebP and metadata, unlike OpenCV.
+
+    Metadata a format cannot hold (EXIF over JPEG's 64 kB, say) is dropped rather than failing.
+    """
     pil = PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples)
     options: dict[str, object] = {}
     if fmt == "JPEG":
@@ -368,9 +415,33 @@ def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int) -> bytes:
         options = {"lossless": True, "exact": True}
     elif fmt == "TIFF":
         options = {"compression": "tiff_adobe_deflate"}
+    extra = _metadata_options(metadata, fmt, grey=samples.shape[2] in (1, 2))
     buffer = io.BytesIO()
-    pil.save(buffer, format=fmt, **options)
+    try:
+        pil.save(buffer, format=fmt, **options, **extra)
+    except Exception:
+        if not extra:
+            raise
+        buffer = io.BytesIO()
+        pil.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def _metadata_options(metadata: Metadata | None, fmt: str, *, grey: bool) -> dict[str, object]:
+    """Pillow save options for ``metadata``. A profile is kept only when its colour space is the
+    output's (an RGB profile on RGB pixels, a grey one on grey): a CMYK source's profile would
+    make the converted RGB pixels display wrongly."""
+    if metadata is None or fmt not in ("PNG", "JPEG", "TIFF", "WEBP"):
+        return {}
+    options: dict[str, object] = {}
+    icc = metadata.icc_profile
+    if icc is not None and icc[16:20] == (b"GRAY" if grey else b"RGB "):
+        options["icc_profile"] = icc
+    if metadata.exif is not None and fmt != "TIFF":  # libtiff refuses Pillow's EXIF sub-IFDs
+        options["exif"] = metadata.exif
+    if metadata.dpi is not None and fmt != "WEBP":
+        options["dpi"] = metadata.dpi
+    return options
 
 
 def _encode_16bit(samples: np.ndarray, fmt: str) -> bytes:

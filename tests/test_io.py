@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from PIL import ImageOps
+from PIL import ImageCms, ImageOps
 
 from m3restore import io as mio
 from m3restore.errors import ConfigError, ImageError
@@ -220,6 +220,77 @@ def test_orientation_matches_pillow(tmp_path, orientation):
     with PILImage.open(path) as pil:
         expected = np.asarray(ImageOps.exif_transpose(pil))
     assert np.array_equal(to_uint8(read_image(path).pixels), expected)
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def camera_jpeg(path, *, orientation=6, icc=None):
+    """A small camera-like JPEG: a colour profile, EXIF in both IFDs, 300 DPI, turned on its side."""
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Canon"
+    exif.get_ifd(0x8769)[0x9003] = "2024:01:02 03:04:05"  # DateTimeOriginal, in the Exif sub-IFD
+    icc = srgb_profile() if icc is None else icc
+    PILImage.fromarray(random_u8((6, 10, 3))).save(path, quality=95, icc_profile=icc, exif=exif, dpi=(300, 300))
+    return icc
+
+
+@pytest.mark.parametrize("ext, keeps_exif, keeps_dpi", [(".jpg", True, True), (".png", True, True),
+                                                     (".webp", True, False), (".tif", False, True)])  # fmt: skip
+def test_metadata_is_written_back_upright(tmp_path, ext, keeps_exif, keeps_dpi):
+    icc = camera_jpeg(tmp_path / "in.jpg")
+    loaded = read_image(tmp_path / "in.jpg")
+    out = write_image(tmp_path / f"out{ext}", loaded.with_rgb(loaded.rgb()))
+    with PILImage.open(out) as pil:
+        assert pil.info.get("icc_profile") == icc
+        exif = pil.getexif()
+        if keeps_exif:
+            assert exif[0x010F] == "Canon" and exif.get_ifd(0x8769)[0x9003] == "2024:01:02 03:04:05"
+            assert exif[0x0112] == 1  # the pixels are already turned; a 6 would turn them twice
+        assert pil.size == (6, 10)
+        if keeps_dpi:
+            assert pil.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert read_image(out).pixels.shape == (10, 6, 3)
+
+
+def test_metadata_is_left_out_where_it_would_be_wrong(tmp_path):
+    camera_jpeg(tmp_path / "in.jpg")
+    loaded = read_image(tmp_path / "in.jpg")
+    grey = Image(loaded.pixels[..., :1], metadata=loaded.metadata)  # an RGB profile on grey pixels
+    with PILImage.open(write_image(tmp_path / "grey.png", grey)) as pil:
+        assert "icc_profile" not in pil.info and pil.getexif()[0x010F] == "Canon"
+    cmyk = mio.Metadata(icc_profile=srgb_profile()[:16] + b"CMYK" + srgb_profile()[20:])
+    with PILImage.open(write_image(tmp_path / "cmyk.png", Image(loaded.pixels, metadata=cmyk))) as pil:
+        assert "icc_profile" not in pil.info
+    with PILImage.open(write_image(tmp_path / "plain.bmp", loaded)) as pil:
+        assert "icc_profile" not in pil.info  # BMP carries none, and writing it still works
+
+
+def test_a_bigger_result_keeps_its_print_size(tmp_path):
+    camera_jpeg(tmp_path / "in.jpg")
+    loaded = read_image(tmp_path / "in.jpg")
+    bigger = loaded.with_rgb(np.repeat(np.repeat(loaded.rgb(), 2, axis=0), 2, axis=1))
+    assert bigger.metadata.dpi == (600.0, 600.0) and loaded.metadata.dpi == (300.0, 300.0)
+
+
+def test_a_file_without_metadata_has_none(tmp_path):
+    PILImage.fromarray(random_u8((4, 4, 3))).save(tmp_path / "bare.png")
+    assert read_image(tmp_path / "bare.png").metadata is None
+
+
+def test_exif_too_large_for_jpeg_is_dropped_not_fatal(tmp_path):
+    exif = PILImage.Exif()
+    exif[0x010F] = "Canon"
+    exif[0x9286] = "x" * 70000  # UserComment: larger than a JPEG APP1 segment can hold
+    PILImage.fromarray(random_u8((4, 4, 3))).save(tmp_path / "big.png", exif=exif)
+    loaded = read_image(tmp_path / "big.png")
+    assert loaded.metadata is not None and len(loaded.metadata.exif) > 65535
+    assert read_image(write_image(tmp_path / "out.jpg", loaded)).pixels.shape == (4, 4, 3)
 
 
 # --------------------------------------------------------------------------- read errors
