@@ -333,8 +333,10 @@ def promote(
     into: str = typer.Argument(..., help="The bundle it updates: a folder or an installed name."),
     storage: str | None = typer.Option(None, help="float16 or float32; default: what the target stores."),
 ):
-    """Ship a trained leg: replace a bundle's components with a warm-started run's, keeping its
-    earlier legs on record in model_index.json."""
+    """Ship a trained leg: a bundle's components replaced by a warm-started run's.
+
+    The bundle's earlier legs stay on record in its model_index.json.
+    """
     from m3restore.weights import promote_bundle, resolve
 
     target = resolve(into)

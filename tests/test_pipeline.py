@@ -128,6 +128,21 @@ def test_pil_rgb(ident):
     np.testing.assert_array_equal(np.asarray(out), arr)
 
 
+def test_pil_keeps_what_pillow_saves_with_the_picture(ident):
+    arr = (smooth_image(32, 40) * 255).round().astype(np.uint8)
+    img = PILImage.fromarray(arr, "RGB")
+    exif = PILImage.Exif()
+    exif[0x010F] = "Canon"
+    img.info.update(icc_profile=b"profile bytes", exif=exif.tobytes(), dpi=(300, 300))
+    out = ident(img)
+    assert out.info["icc_profile"] == b"profile bytes" and out.info["dpi"] == (300, 300)
+    assert out.getexif()[0x010F] == "Canon"
+    cmyk = PILImage.fromarray(arr, "RGB").convert("CMYK")
+    cmyk.info.update(icc_profile=b"a CMYK profile", dpi=(72, 72))
+    out = ident(cmyk)
+    assert "icc_profile" not in out.info and out.info["dpi"] == (72, 72)
+
+
 def test_pil_rgba_keeps_alpha_exactly(pipe):
     rgb = (smooth_image(32, 40) * 255).round().astype(np.uint8)
     alpha = np.random.default_rng(0).integers(0, 256, (32, 40), dtype=np.uint8)

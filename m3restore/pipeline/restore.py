@@ -5,7 +5,8 @@
 
 ``image`` may be a float32 array in [0, 1] (HxW, HxWx1 or HxWx3), a uint8 array, a PIL image
 or an :class:`m3restore.io.Image`; the result has the same kind. Alpha channels pass through
-untouched; grey stays grey.
+untouched; grey stays grey; the colour profile, EXIF and DPI stay with the picture (``.metadata``
+of an Image, ``.info`` of a PIL image).
 
 With ``steps > 0`` the bundle's diffusion refiner samples a residual on top of the predictor's
 estimate (``m3restore.diffusion.refine``); ``samples > 1`` returns the mean of that many
@@ -367,9 +368,12 @@ def _to_rgb(image):
         from PIL import Image as PILImage
 
         if isinstance(image, PILImage.Image):
-            mode = image.mode
+            mode, size = image.mode, image.size
             alpha = image.getchannel("A") if "A" in image.getbands() else None
             arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+            # what Pillow saves with the picture: a profile only where the pixels stay in its
+            # colour space (not a CMYK one on converted RGB), the DPI only at the same size
+            keep = ("exif", "dpi", "icc_profile") if mode in ("RGB", "RGBA", "L", "LA", "P") else ("exif", "dpi")
 
             def back_pil(out):
                 result = PILImage.fromarray(np.round(out * 255).astype(np.uint8))
@@ -377,6 +381,9 @@ def _to_rgb(image):
                     result = result.convert("L")
                 if alpha is not None:
                     result.putalpha(alpha)
+                for key in keep:
+                    if key in image.info and (key != "dpi" or result.size == size):
+                        result.info[key] = image.info[key]
                 return result
 
             return arr, back_pil
