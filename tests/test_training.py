@@ -121,6 +121,30 @@ def test_resume_after_a_crash_logs_each_step_once(clean_dir, tiny_bert_folder, t
     assert table[0].startswith("step,loss") and [line.split(",")[0] for line in table[1:]] == list("123456")
 
 
+@pytest.mark.parametrize("broken", ["loss", "gradient norm"])
+def test_a_diverging_run_stops_before_the_weights_spoil(clean_dir, tiny_bert_folder, tmp_path, monkeypatch, broken):
+    from m3restore.training import stages
+
+    real = stages.multiscale_loss
+    calls = []
+
+    def breaks_at_the_fourth_step(outputs, target, *args, **kwargs):
+        loss = real(outputs, target, *args, **kwargs)
+        calls.append(1)
+        if len(calls) < 4:
+            return loss
+        if broken == "loss":
+            return loss * float("nan")
+        # a finite loss whose gradient is not a number: d/dx sqrt(|x|) at 0
+        return loss + (outputs[0] - outputs[0].detach()).abs().sum().sqrt()
+
+    monkeypatch.setattr(stages, "multiscale_loss", breaks_at_the_fourth_step)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=f"the {broken} is not finite at step 4, so the run stopped .*lower --lr"):
+        train(config(clean_dir, tiny_bert_folder, grad_clip=0.5), run, log=lambda m: None)
+    assert not (run / "bundle").exists()
+
+
 def test_warm_start_starts_from_the_bundle(clean_dir, tiny_bert_folder, tmp_path):
     cfg = config(clean_dir, tiny_bert_folder, iterations=1, lr=1e-12, ema_decay=0.0)
     base = train(cfg, tmp_path / "base", log=lambda m: None)

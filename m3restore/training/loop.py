@@ -158,6 +158,26 @@ def lr_factor(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
     return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _stop_if_diverged(loss: torch.Tensor, grad_norm, step: int, cfg: TrainConfig, out: Path) -> None:
+    """Stop a run whose loss or gradients are no longer numbers, before they reach the weights.
+
+    The gradient norm is not judged under fp16, where the loss scaler skips overflowing steps
+    by design; the loss always is.
+    """
+    if not torch.isfinite(loss.detach()).all():
+        what = "loss"
+    elif grad_norm is not None and cfg.mixed_precision != "fp16" and not torch.isfinite(grad_norm).all():
+        what = "gradient norm"
+    else:
+        return
+    kept = f"{out / CHECKPOINT} holds the last checkpoint" if (out / CHECKPOINT).exists() else "no checkpoint yet"
+    if cfg.mixed_precision == "bf16":
+        hint = "bf16 autocast breaks this network's gradients (docs/TRAIN_PRECISION.md): set mixed_precision: no"
+    else:
+        hint = "lower --lr"
+    raise TrainingError(f"the {what} is not finite at step {step + 1}, so the run stopped ({kept}); {hint}")
+
+
 # -- checkpoints ------------------------------------------------------------------------------
 def _atomic_torch_save(obj, path: Path) -> None:
     from m3restore.files import atomic_write_bytes
@@ -340,8 +360,10 @@ def train(
                         loss = stage.loss(model, inp, tgt, text)
                     optimizer.zero_grad(set_to_none=True)
                     accelerator.backward(loss)
+                    grad_norm = None
                     if cfg.grad_clip:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    _stop_if_diverged(loss, grad_norm, step, cfg, out)
                     optimizer.step()
                 except torch.OutOfMemoryError:
                     raise TrainingError(

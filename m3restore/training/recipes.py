@@ -55,7 +55,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         betas=(0.9, 0.9),
         grad_clip=0.5,
         ema_decay=0.999,
-        mixed_precision="no",  # bf16 autocast blew up the gradients of this network; TF32 is used instead
+        # bf16 autocast blew up this network's gradients on the GPU; on the CPU its dilated depthwise
+        # convolutions get inf/NaN bf16 weight gradients (docs/TRAIN_PRECISION.md). TF32 instead.
+        mixed_precision="no",
         num_workers=12,
         # Loader workers now live across epochs (EpochKeyed keys); long epochs still keep the
         # prefetch queue from draining at each boundary. With workers restarting, 2,000-sample
