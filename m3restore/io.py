@@ -14,16 +14,18 @@ pipelines only ever see float32 arrays in [0, 1]:
 
 Metadata travels with the pixels (:class:`Metadata`): the ICC colour profile, so a Display P3
 or Adobe RGB photo keeps its colours; EXIF (camera, lens, date …) with the orientation set to
-upright, since reading already turned the pixels; and the DPI. All three are written to 8-bit
-PNG, JPEG and WebP (WebP has no DPI), the profile and DPI to 8-bit TIFF. 16-bit output (written
-by OpenCV) and BMP carry none.
+upright, since reading already turned the pixels; and the DPI. All three are written to PNG
+(8- and 16-bit), JPEG and WebP (which has no DPI); TIFF (8- and 16-bit) gets the profile and
+DPI; BMP none.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -377,7 +379,7 @@ def _encode(image: Image, fmt: str, jpeg_quality: int, path: Path) -> bytes:
         samples = np.concatenate([samples, _alpha_at(image.alpha, bit_depth)[..., None]], axis=2)
     try:
         if bit_depth == 16:
-            return _encode_16bit(samples, fmt)
+            return _encode_16bit(samples, fmt, image.metadata)
         return _encode_8bit(samples, fmt, jpeg_quality, image.metadata)
     except Exception as error:
         raise ImageError(f"{path}: could not encode as {fmt} ({_reason(error)})") from error
@@ -415,7 +417,7 @@ def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int, metadata: Met
         options = {"lossless": True, "exact": True}
     elif fmt == "TIFF":
         options = {"compression": "tiff_adobe_deflate"}
-    extra = _metadata_options(metadata, fmt, grey=samples.shape[2] in (1, 2))
+    extra = _pillow_metadata(_fitting(metadata, grey=samples.shape[2] in (1, 2)), fmt)
     buffer = io.BytesIO()
     try:
         pil.save(buffer, format=fmt, **options, **extra)
@@ -427,39 +429,87 @@ def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int, metadata: Met
     return buffer.getvalue()
 
 
-def _metadata_options(metadata: Metadata | None, fmt: str, *, grey: bool) -> dict[str, object]:
-    """Pillow save options for ``metadata``. A profile is kept only when its colour space is the
-    output's (an RGB profile on RGB pixels, a grey one on grey): a CMYK source's profile would
-    make the converted RGB pixels display wrongly."""
-    if metadata is None or fmt not in ("PNG", "JPEG", "TIFF", "WEBP"):
-        return {}
-    options: dict[str, object] = {}
+def _fitting(metadata: Metadata | None, *, grey: bool) -> Metadata:
+    """``metadata`` with the profile only if its colour space is the output's (an RGB profile on
+    RGB pixels, a grey one on grey): a CMYK source's profile would make the converted RGB pixels
+    display wrongly."""
+    if metadata is None:
+        return Metadata()
     icc = metadata.icc_profile
-    if icc is not None and icc[16:20] == (b"GRAY" if grey else b"RGB "):
-        options["icc_profile"] = icc
-    if metadata.exif is not None and fmt != "TIFF":  # libtiff refuses Pillow's EXIF sub-IFDs
+    if icc is not None and icc[16:20] != (b"GRAY" if grey else b"RGB "):
+        return replace(metadata, icc_profile=None)
+    return metadata
+
+
+def _pillow_metadata(metadata: Metadata, fmt: str) -> dict[str, object]:
+    """Pillow save options: BMP takes none, WebP no DPI, TIFF no EXIF (libtiff refuses the EXIF
+    sub-IFDs Pillow writes)."""
+    options: dict[str, object] = {}
+    if fmt not in ("PNG", "JPEG", "TIFF", "WEBP"):
+        return options
+    if metadata.icc_profile is not None:
+        options["icc_profile"] = metadata.icc_profile
+    if metadata.exif is not None and fmt != "TIFF":
         options["exif"] = metadata.exif
     if metadata.dpi is not None and fmt != "WEBP":
         options["dpi"] = metadata.dpi
     return options
 
 
-def _encode_16bit(samples: np.ndarray, fmt: str) -> bytes:
-    """OpenCV for 16-bit PNG/TIFF (Pillow cannot write 16-bit colour). Expects RGB order.
+def _encode_16bit(samples: np.ndarray, fmt: str, metadata: Metadata | None = None) -> bytes:
+    """16-bit PNG through OpenCV, its metadata chunks added after; 16-bit TIFF through tifffile,
+    which writes the profile and DPI tags itself. Pillow cannot write 16-bit colour. Expects RGB.
 
-    OpenCV has no two-channel layout, so 16-bit grey+alpha is written as RGBA.
+    OpenCV has no two-channel layout, so 16-bit grey+alpha is written as RGBA (in TIFF too, so
+    both read back the same way).
     """
-    channels = samples.shape[2]
-    if channels == 2:
+    if samples.shape[2] == 2:
         samples = samples[..., [0, 0, 0, 1]]
-    elif channels == 3:
-        samples = samples[..., ::-1]
-    elif channels == 4:
-        samples = samples[..., [2, 1, 0, 3]]
-    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tif", np.ascontiguousarray(samples))
+    kept = _fitting(metadata, grey=samples.shape[2] == 1)
+    if fmt == "TIFF":
+        return _tiff_16bit(samples, kept)
+    bgr = {1: [0], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[samples.shape[2]]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(samples[..., bgr]))
     if not ok:
-        raise ValueError(f"OpenCV could not encode 16-bit {fmt}")
-    return encoded.tobytes()
+        raise ValueError("OpenCV could not encode 16-bit PNG")
+    return _png_with_metadata(encoded.tobytes(), kept)
+
+
+def _tiff_16bit(samples: np.ndarray, metadata: Metadata) -> bytes:
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        samples[..., 0] if samples.shape[2] == 1 else samples,
+        photometric="minisblack" if samples.shape[2] == 1 else "rgb",
+        extrasamples=["unassalpha"] if samples.shape[2] == 4 else None,
+        compression="zlib",
+        iccprofile=metadata.icc_profile,
+        resolution=metadata.dpi,
+        resolutionunit="INCH" if metadata.dpi is not None else None,
+    )
+    return buffer.getvalue()
+
+
+def _png_with_metadata(png: bytes, metadata: Metadata) -> bytes:
+    """``png`` with iCCP, pHYs and eXIf chunks inserted after its header chunk (PNG spec 11.3)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    chunks = b""
+    if metadata.icc_profile is not None:
+        chunks += chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(metadata.icc_profile))
+    if metadata.dpi is not None:
+        per_metre = [round(v / 0.0254) for v in metadata.dpi]
+        chunks += chunk(b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1))
+    if metadata.exif is not None:
+        exif = metadata.exif
+        chunks += chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    header_end = 8 + 25  # the signature, then IHDR: length, type, 13 bytes of data, CRC
+    return png[:header_end] + chunks + png[header_end:]
 
 
 # --------------------------------------------------------------------------- paths

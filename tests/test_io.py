@@ -258,6 +258,31 @@ def test_metadata_is_written_back_upright(tmp_path, ext, keeps_exif, keeps_dpi):
     assert read_image(out).pixels.shape == (10, 6, 3)
 
 
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_16bit_output_keeps_metadata(tmp_path, ext, channels):
+    exif = PILImage.Exif()
+    exif[0x010F] = "Nikon"
+    grey = channels == 1
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    if grey:  # a grey profile: the same bytes marked as a GRAY colour space are enough for the check
+        icc = icc[:16] + b"GRAY" + icc[20:]
+    metadata = mio.Metadata(icc_profile=icc, exif=exif.tobytes(), dpi=(240.0, 240.0))
+    pixels = random_u16((5, 7, min(channels, 3))).astype(np.float32) / 65535
+    alpha = random_u16((5, 7), seed=1) if channels == 4 else None
+    out = write_image(tmp_path / f"deep{ext}", Image(pixels, alpha, 16, metadata))
+    back = read_image(out)
+    assert back.bit_depth == 16 and np.array_equal(_quantise16(back.pixels), _quantise16(pixels))
+    assert back.metadata.icc_profile == icc and back.metadata.dpi == pytest.approx((240, 240), abs=0.01)
+    if ext == ".png":
+        with PILImage.open(out) as pil:
+            assert pil.getexif()[0x010F] == "Nikon"
+
+
+def _quantise16(pixels):
+    return np.rint(pixels * 65535).astype(np.uint16)
+
+
 def test_metadata_is_left_out_where_it_would_be_wrong(tmp_path):
     camera_jpeg(tmp_path / "in.jpg")
     loaded = read_image(tmp_path / "in.jpg")
