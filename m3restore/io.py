@@ -268,14 +268,15 @@ def _metadata(pil: PILImage.Image) -> Metadata | None:
         exif_bytes = exif.tobytes() if len(exif) else None
     except Exception:
         exif_bytes = None
+    dpi: tuple[float, float] | None = None
     try:
-        dpi = tuple(float(v) for v in pil.info["dpi"])[:2]
-        dpi = dpi if len(dpi) == 2 and all(0 < v < 1e6 for v in dpi) else None
+        x, y = (float(v) for v in pil.info["dpi"])
+        dpi = (x, y) if 0 < x < 1e6 and 0 < y < 1e6 else None
     except (KeyError, TypeError, ValueError):
-        dpi = None
+        pass
     if icc is None and exif_bytes is None and dpi is None:
         return None
-    return Metadata(icc_profile=icc, exif=exif_bytes, dpi=dpi)  # type: ignore[arg-type]
+    return Metadata(icc_profile=icc, exif=exif_bytes, dpi=dpi)
 
 
 def _samples_8bit(pil: PILImage.Image, path: Path) -> np.ndarray:
