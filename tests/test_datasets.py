@@ -393,7 +393,7 @@ def test_synthetic_prompt_dropout_and_content(tmp_path):
     assert 10 < empty < 50
     with pytest.raises(ConfigError):
         SyntheticDataset(images, "noise", prompt_dropout=2)
-    with pytest.raises(ConfigError, match="valid names"):
+    with pytest.raises(ConfigError, match="unknown degradation 'sparkle'; valid: motion-blur"):
         SyntheticDataset(images, "sparkle")
 
 
