@@ -419,14 +419,19 @@ def _encode_8bit(samples: np.ndarray, fmt: str, jpeg_quality: int, metadata: Met
     elif fmt == "TIFF":
         options = {"compression": "tiff_adobe_deflate"}
     extra = _pillow_metadata(_fitting(metadata, grey=samples.shape[2] in (1, 2)), fmt)
+    # all of it, then without EXIF (the part a format most often refuses: JPEG's 64 kB), then none
+    for kept in (extra, {k: v for k, v in extra.items() if k != "exif"}):
+        if kept:
+            try:
+                return _pillow_bytes(pil, fmt, {**options, **kept})
+            except Exception:
+                continue
+    return _pillow_bytes(pil, fmt, options)
+
+
+def _pillow_bytes(pil: PILImage.Image, fmt: str, options: dict[str, object]) -> bytes:
     buffer = io.BytesIO()
-    try:
-        pil.save(buffer, format=fmt, **options, **extra)
-    except Exception:
-        if not extra:
-            raise
-        buffer = io.BytesIO()
-        pil.save(buffer, format=fmt, **options)
+    pil.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 

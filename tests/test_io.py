@@ -312,10 +312,12 @@ def test_exif_too_large_for_jpeg_is_dropped_not_fatal(tmp_path):
     exif = PILImage.Exif()
     exif[0x010F] = "Canon"
     exif[0x9286] = "x" * 70000  # UserComment: larger than a JPEG APP1 segment can hold
-    PILImage.fromarray(random_u8((4, 4, 3))).save(tmp_path / "big.png", exif=exif)
+    PILImage.fromarray(random_u8((4, 4, 3))).save(tmp_path / "big.png", exif=exif, icc_profile=srgb_profile())
     loaded = read_image(tmp_path / "big.png")
     assert loaded.metadata is not None and len(loaded.metadata.exif) > 65535
-    assert read_image(write_image(tmp_path / "out.jpg", loaded)).pixels.shape == (4, 4, 3)
+    out = read_image(write_image(tmp_path / "out.jpg", loaded))
+    assert out.pixels.shape == (4, 4, 3)
+    assert out.metadata.icc_profile == srgb_profile() and out.metadata.exif is None  # the profile is kept
 
 
 # --------------------------------------------------------------------------- read errors
