@@ -482,12 +482,13 @@ class Planner:
         report.findings = [f.to_dict() for f in analysis.detected]
         requested, _ = user_request(prompt)
         report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested, grey)
-        report.unavailable = [(s, self._why_not(s, grey)) for s in report.planned if not self._candidates(s, grey)]
+        candidates = {s: self._candidates(s, grey) for s in report.planned}
+        report.unavailable = [(s, self._why_not(s, grey)) for s, c in candidates.items() if not c]
         report.passthrough = not report.planned
-        report.first_choice = {s: c[0].describe() for s in report.planned if (c := self._candidates(s, grey))}
+        report.first_choice = {s: c[0].describe() for s, c in candidates.items() if c}
         named = user_named(prompt)
-        for s in report.planned:  # why, as the step's first candidate would be told
-            specialist = any(len(c.steps) == 1 for c in self._candidates(s, grey)[:1])
+        for s, c in candidates.items():  # why, as the step's first candidate would be told
+            specialist = any(len(first.steps) == 1 for first in c[:1])
             report.why[s] = step_prompt(s, analysis, named=named, specialist=specialist)[1]
         return report
 
