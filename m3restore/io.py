@@ -435,14 +435,19 @@ def _pillow_bytes(pil: PILImage.Image, fmt: str, options: dict[str, object]) -> 
     return buffer.getvalue()
 
 
+def profile_fits(icc: bytes, *, grey: bool) -> bool:
+    """Whether ICC profile ``icc`` describes pixels of this kind: its header's colour space is RGB
+    for RGB pixels, GRAY for grey ones. A CMYK source's profile would make the converted RGB
+    pixels display wrongly."""
+    return icc[16:20] == (b"GRAY" if grey else b"RGB ")
+
+
 def _fitting(metadata: Metadata | None, *, grey: bool) -> Metadata:
-    """``metadata`` with the profile only if its colour space is the output's (an RGB profile on
-    RGB pixels, a grey one on grey): a CMYK source's profile would make the converted RGB pixels
-    display wrongly."""
+    """``metadata`` with the profile only if it fits the output's pixels (:func:`profile_fits`)."""
     if metadata is None:
         return Metadata()
     icc = metadata.icc_profile
-    if icc is not None and icc[16:20] != (b"GRAY" if grey else b"RGB "):
+    if icc is not None and not profile_fits(icc, grey=grey):
         return replace(metadata, icc_profile=None)
     return metadata
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
+from PIL import ImageCms
 
 import m3restore.io
 from m3restore.errors import ConfigError, DeviceError, WeightsError
@@ -133,12 +134,13 @@ def test_pil_keeps_what_pillow_saves_with_the_picture(ident):
     img = PILImage.fromarray(arr, "RGB")
     exif = PILImage.Exif()
     exif[0x010F] = "Canon"
-    img.info.update(icc_profile=b"profile bytes", exif=exif.tobytes(), dpi=(300, 300))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img.info.update(icc_profile=srgb, exif=exif.tobytes(), dpi=(300, 300))
     out = ident(img)
-    assert out.info["icc_profile"] == b"profile bytes" and out.info["dpi"] == (300, 300)
+    assert out.info["icc_profile"] == srgb and out.info["dpi"] == (300, 300)
     assert out.getexif()[0x010F] == "Canon"
     cmyk = PILImage.fromarray(arr, "RGB").convert("CMYK")
-    cmyk.info.update(icc_profile=b"a CMYK profile", dpi=(72, 72))
+    cmyk.info.update(icc_profile=srgb[:16] + b"CMYK" + srgb[20:], dpi=(72, 72))  # a profile for CMYK pixels
     out = ident(cmyk)
     assert "icc_profile" not in out.info and out.info["dpi"] == (72, 72)
 

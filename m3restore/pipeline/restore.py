@@ -360,7 +360,7 @@ def _parse_tile(tile: int | str) -> int | str:
 
 def _to_rgb(image):
     """Float HxWx3 RGB in [0,1] plus a function that turns a result back into the input's kind."""
-    from m3restore.io import Image
+    from m3restore.io import Image, profile_fits
 
     if isinstance(image, Image):
         return image.rgb(), image.with_rgb
@@ -371,9 +371,6 @@ def _to_rgb(image):
             mode, size = image.mode, image.size
             alpha = image.getchannel("A") if "A" in image.getbands() else None
             arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-            # what Pillow saves with the picture: a profile only where the pixels stay in its
-            # colour space (not a CMYK one on converted RGB), the DPI only at the same size
-            keep = ("exif", "dpi", "icc_profile") if mode in ("RGB", "RGBA", "L", "LA", "P") else ("exif", "dpi")
 
             def back_pil(out):
                 result = PILImage.fromarray(np.round(out * 255).astype(np.uint8))
@@ -381,9 +378,14 @@ def _to_rgb(image):
                     result = result.convert("L")
                 if alpha is not None:
                     result.putalpha(alpha)
-                for key in keep:
-                    if key in image.info and (key != "dpi" or result.size == size):
-                        result.info[key] = image.info[key]
+                # what Pillow saves with the picture: the profile where it fits the result's
+                # pixels (not a CMYK one on converted RGB), the DPI only at the same size
+                for key in ("exif", "dpi", "icc_profile"):
+                    if key not in image.info or (key == "dpi" and result.size != size):
+                        continue
+                    if key == "icc_profile" and not profile_fits(image.info[key], grey=mode in ("L", "LA")):
+                        continue
+                    result.info[key] = image.info[key]
                 return result
 
             return arr, back_pil
