@@ -4,8 +4,9 @@ Everything the rest of m3restore needs to know about files lives here, so that m
 pipelines only ever see float32 arrays in [0, 1]:
 
 * Reading decodes PNG, JPEG, TIFF, WebP and BMP (8- or 16-bit; grey, grey+alpha, RGB, RGBA),
-  applies the EXIF orientation, refuses decompression bombs *before* decoding, and turns every
-  kind of broken file into an :class:`~m3restore.errors.ImageError` with a one-line message.
+  applies the EXIF orientation, refuses decompression bombs *before* decoding and files holding
+  several pictures (multi-page TIFF, animated PNG/WebP), and turns every kind of broken file
+  into an :class:`~m3restore.errors.ImageError` with a one-line message.
   Pillow decodes (it reports truncated data instead of padding it with grey); OpenCV is used
   only for 16-bit data, which Pillow reduces to 8 bits for colour images.
 * Writing picks the format from the extension, keeps 16 bits where the format allows it,
@@ -163,6 +164,7 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     path = Path(path)
     data = _read_bytes(path)
     with _open(data, path, max_pixels) as pil:
+        _one_picture(pil, path)
         bit_depth = _bit_depth(pil, data, path)
         _decode(pil, path)
         orientation = _orientation(pil)
@@ -223,6 +225,34 @@ def _other_format(data: bytes) -> str | None:
             return pil.format
     except Exception:
         return None
+
+
+def _one_picture(pil: PILImage.Image, path: Path) -> None:
+    """Refuse a multi-page TIFF or an animated PNG/WebP: restoring its first picture alone and
+    writing that back would silently drop the rest.
+
+    A TIFF's reduced-resolution pages (previews, marked in NewSubfileType) are not pictures of
+    their own, nor are the extra frames of a phone's multi-picture JPEG (previews, depth maps).
+    """
+    frames = getattr(pil, "n_frames", 1)
+    if frames < 2 or pil.format not in ("TIFF", "PNG", "WEBP"):
+        return
+    if pil.format != "TIFF":
+        kind = {"WEBP": "WebP"}.get(pil.format, pil.format)
+        raise ImageError(
+            f"{path}: an animated {kind} ({frames} frames); m3restore restores still pictures, "
+            "so save the frames as separate files"
+        )
+    pages = 0
+    for index in range(frames):
+        pil.seek(index)
+        pages += not int(pil.tag_v2.get(254, 0)) & 1  # bit 0: a reduced-resolution copy
+    pil.seek(0)
+    if pages > 1:
+        raise ImageError(
+            f"{path}: a TIFF of {pages} pages; m3restore restores one picture per file, "
+            "so save each page as its own file"
+        )
 
 
 def _bit_depth(pil: PILImage.Image, data: bytes, path: Path) -> int:

@@ -384,6 +384,30 @@ def test_a_format_we_do_not_read_is_named(tmp_path):
     assert "GIF is not supported" in message and ".png" in message
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("scan.tiff", "TIFF of 2 pages"), ("clip.png", "animated PNG (2 frames)"), ("clip.webp", "animated WebP")],
+)
+def test_several_pictures_in_one_file_are_refused_not_cut_to_the_first(tmp_path, name, expected):
+    path = tmp_path / name
+    first, second = (PILImage.fromarray(random_u8((16, 24, 3), seed=s)) for s in (1, 2))
+    first.save(path, save_all=True, append_images=[second])
+    with pytest.raises(ImageError) as error:
+        read_image(path)
+    assert expected in assert_one_line_naming(error, path)
+
+
+def test_a_tiff_with_a_reduced_resolution_preview_is_one_picture(tmp_path):
+    import tifffile
+
+    path = tmp_path / "camera.tiff"
+    page = random_u8((16, 24, 3))
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(page, photometric="rgb")
+        tiff.write(page[::2, ::2], photometric="rgb", subfiletype=1)  # bit 0: reduced resolution
+    np.testing.assert_array_equal(to_uint8(read_image(path).pixels), page)
+
+
 def test_corrupt_jpeg(tmp_path):
     good = tmp_path / "good.jpg"
     PILImage.fromarray(random_u8((16, 16, 3))).save(good)
