@@ -55,6 +55,12 @@ _FORMATS = {
 # Only what we can also write, so a run never fails at the end for want of an output format.
 # (Pillow opens phones' multi-picture JPEGs as format "MPO" through its JPEG opener.)
 _READABLE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
+# Pictures a folder may hold that m3restore does not read: a folder run names them as failures
+# instead of passing over them in silence (camera raw files, phone HEIC, GIF ...).
+OTHER_IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".dng", ".cr2", ".cr3", ".nef", ".arw",
+    ".raf", ".orf", ".rw2", ".psd", ".exr", ".hdr", ".ppm", ".pgm", ".tga",
+)  # fmt: skip
 _SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 _GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N")
@@ -581,6 +587,16 @@ def list_images(
     return list(found)
 
 
+def unread_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Pictures in ``folder`` that m3restore does not read (``OTHER_IMAGE_EXTENSIONS``), sorted."""
+    return sorted(_scan(Path(folder), OTHER_IMAGE_EXTENSIONS, recursive))
+
+
+def unread_message(path: Path) -> str:
+    """One line for a picture in a format m3restore does not read."""
+    return f"{path}: {path.suffix[1:].upper()} is not read by m3restore; convert it to one of {_format_list()}"
+
+
 def _scan(folder: Path, wanted: tuple[str, ...], recursive: bool) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [name for name in dirs if not _is_hidden(name)] if recursive else []
@@ -596,6 +612,9 @@ def _is_hidden(name: str) -> bool:
 
 def _no_images_message(folder: Path, extensions: Sequence[str], recursive: bool) -> str:
     message = f"{folder}/: no images (looked for {', '.join(extensions)})"
+    if unread := unread_images(folder, recursive=recursive):
+        kinds = sorted({path.suffix[1:].upper() for path in unread})
+        message += f"; {len(unread)} {'/'.join(kinds)} file(s) found, a format m3restore does not read"
     has_subfolders = any(entry.is_dir() and not _is_hidden(entry.name) for entry in folder.iterdir())
     if not recursive and has_subfolders:
         message += "; subfolders are searched only with --recursive"

@@ -79,13 +79,17 @@ def test_folder_run_continues_past_bad_files(tiny_bundle, photo_file, tmp_path):
     (folder / "text.png").write_text("not an image")
     data = photo_file.read_bytes()
     (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    (folder / "phone.HEIC").write_bytes(b"not read, whatever it holds")  # named, not passed over
+    (folder / "notes.txt").write_text("not a picture")  # passed over
     code, out = run("restore", folder, "-o", tmp_path / "out", "--weights", tiny_bundle)
     assert code == 1
     assert (tmp_path / "out" / "good_restored.png").is_file()
     for name in ("empty.png", "text.png", "truncated.png"):
         assert name in out
         assert not (tmp_path / "out" / name.replace(".png", "_restored.png")).exists()
-    assert "1 restored, 3 failed" in out
+    assert "phone.HEIC: HEIC is not read by m3restore; convert it to one of .png" in out
+    assert "notes.txt" not in out
+    assert "1 restored, 4 failed" in out
     assert "Traceback" not in out
     leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
     assert leftovers == []

@@ -652,6 +652,10 @@ def test_list_images_folder_without_images(tmp_path):
         list_images([tmp_path / "empty"])
     message = assert_one_line_naming(error, tmp_path / "empty")
     assert f"{tmp_path / 'empty'}/: no images (looked for .png, .jpg" in message
+    assert "does not read" not in message
+    (tmp_path / "empty" / "clip.gif").write_bytes(b"GIF89a")
+    with pytest.raises(ImageError, match=r"; 1 GIF file\(s\) found, a format m3restore does not read$"):
+        list_images([tmp_path / "empty"])
 
 
 def test_list_images_hints_at_recursive(tmp_path):
