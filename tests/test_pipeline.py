@@ -121,6 +121,39 @@ def test_grey_stays_grey(ident, shape):
     np.testing.assert_array_equal(ident(grey8), grey8)
 
 
+def test_uint16_and_alpha_arrays_come_back_as_they_went_in(ident):
+    rgb16 = (smooth_image(32, 40) * 65535).round().astype(np.uint16)
+    out = ident(rgb16)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, rgb16)
+    alpha = np.random.default_rng(2).integers(0, 256, (32, 40, 1), dtype=np.uint8)
+    rgba = np.concatenate([(smooth_image(32, 40) * 255).round().astype(np.uint8), alpha], axis=-1)
+    np.testing.assert_array_equal(ident(rgba), rgba)  # HxWx4: alpha passed through
+
+
+def test_pil_16_bit_grey_is_not_clipped_to_8_bits(ident):
+    grey16 = (smooth_image(32, 40, channels=1)[..., 0] * 65535).round().astype(np.uint16)
+    for image in (PILImage.fromarray(grey16), PILImage.fromarray(grey16).convert("I")):
+        out = ident(image)
+        assert out.mode == image.mode
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(image))
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.full((8, 8, 3), 200.0), r"float pixels must lie in \[0, 1\]; these span \[200, 200\]; divide 0-255"),
+        (np.full((8, 8, 3), np.nan), "NaN or infinite"),
+        (np.zeros((0, 8, 3), np.uint8), "an empty image"),
+        (np.ones((8, 8, 3), np.int64), "int64 pixels: pass uint8"),
+        (np.ones((8, 8, 5), np.uint8), "got shape"),
+    ],
+)
+def test_arrays_the_pipeline_cannot_read_say_why(ident, array, message):
+    with pytest.raises(ConfigError, match=message):
+        ident(array)
+
+
 def test_pil_rgb(ident):
     arr = (smooth_image(32, 40) * 255).round().astype(np.uint8)
     out = ident(PILImage.fromarray(arr, "RGB"))
@@ -179,11 +212,6 @@ def test_m3restore_image_grey(ident):
     assert out.pixels.shape == (32, 40, 1)
     assert out.alpha is None
     np.testing.assert_allclose(out.pixels, pixels, atol=1e-5)
-
-
-def test_bad_array_shape(ident):
-    with pytest.raises(ConfigError):
-        ident(np.zeros((8, 8, 4), dtype=np.float32))
 
 
 # -- sizes and tiling ---------------------------------------------------------------------------

@@ -360,49 +360,96 @@ def _parse_tile(tile: int | str) -> int | str:
 
 def _to_rgb(image):
     """Float HxWx3 RGB in [0,1] plus a function that turns a result back into the input's kind."""
-    from m3restore.io import Image, profile_fits
+    from PIL import Image as PILImage
+
+    from m3restore.io import Image
 
     if isinstance(image, Image):
         return image.rgb(), image.with_rgb
-    try:
-        from PIL import Image as PILImage
+    if isinstance(image, PILImage.Image):
+        return _pil_to_rgb(image)
+    return _array_to_rgb(np.asarray(image))
 
-        if isinstance(image, PILImage.Image):
-            mode, size = image.mode, image.size
-            alpha = image.getchannel("A") if "A" in image.getbands() else None
-            arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
 
-            def back_pil(out):
-                result = PILImage.fromarray(np.round(out * 255).astype(np.uint8))
-                if mode in ("L", "LA"):
-                    result = result.convert("L")
-                if alpha is not None:
-                    result.putalpha(alpha)
-                # what Pillow saves with the picture: the profile where it fits the result's
-                # pixels (not a CMYK one on converted RGB), the DPI only at the same size
-                for key in ("exif", "dpi", "icc_profile"):
-                    if key not in image.info or (key == "dpi" and result.size != size):
-                        continue
-                    if key == "icc_profile" and not profile_fits(image.info[key], grey=mode in ("L", "LA")):
-                        continue
-                    result.info[key] = image.info[key]
-                return result
+# Pillow modes whose samples go past 8 bits: convert("RGB") would clip them at 255.
+_PIL_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
-            return arr, back_pil
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        pass
-    arr = np.asarray(image)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
-        raise ConfigError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {arr.shape}")
-    is_uint8 = arr.dtype == np.uint8
-    grey_shape = arr.shape if (arr.ndim == 2 or arr.shape[2] == 1) else None
-    f = arr.astype(np.float32) / 255 if is_uint8 else arr.astype(np.float32)
-    if grey_shape is not None:
-        f = np.repeat(f.reshape(f.shape[0], f.shape[1], 1), 3, axis=2)
+
+def _pil_to_rgb(image):
+    """A PIL image in any mode; the result comes back in its mode (RGB for palette and CMYK)."""
+    from PIL import Image as PILImage
+
+    from m3restore.io import profile_fits
+
+    mode, size = image.mode, image.size
+    if mode in _PIL_WIDE_MODES:
+        samples = np.asarray(image)
+        if mode != "F":  # 16-bit grey, which Pillow may hold as 32-bit integers
+            samples = np.clip(samples, 0, 65535).astype(np.uint16)
+        arr, back_array = _array_to_rgb(samples)
+    else:
+        alpha = image.getchannel("A") if "A" in image.getbands() else None
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+    def back_pil(out):
+        if mode in _PIL_WIDE_MODES:
+            result = PILImage.fromarray(back_array(out))
+            result = result.convert(mode) if mode in ("I", "F") else result
+        else:
+            result = PILImage.fromarray(np.round(out * 255).astype(np.uint8))
+            if mode in ("L", "LA"):
+                result = result.convert("L")
+            if alpha is not None:
+                result.putalpha(alpha)
+        # what Pillow saves with the picture: the profile where it fits the result's pixels
+        # (not a CMYK one on converted RGB), the DPI only at the same size
+        grey = result.mode not in ("RGB", "RGBA")
+        for key in ("exif", "dpi", "icc_profile"):
+            if key not in image.info or (key == "dpi" and result.size != size):
+                continue
+            if key == "icc_profile" and not profile_fits(image.info[key], grey=grey):
+                continue
+            result.info[key] = image.info[key]
+        return result
+
+    return arr, back_pil
+
+
+# Integer samples and their full scale; floats are taken as [0, 1].
+_FULL_SCALE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+
+
+def _array_to_rgb(arr: np.ndarray):
+    """An HxW, HxWx1 or HxWx3 array (HxWx2 / HxWx4 with alpha last, passed through untouched):
+    uint8, uint16, or float in [0, 1]. The result comes back in the same shape and dtype."""
+    if arr.size == 0:
+        raise ConfigError(f"an empty image (shape {arr.shape})")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+        raise ConfigError(f"expected an HxW, HxWx1, HxWx3 or, with alpha, HxWx2/HxWx4 image; got shape {arr.shape}")
+    alpha = None
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr, alpha = arr[..., :-1], arr[..., -1:]
+    scale = _FULL_SCALE.get(arr.dtype)
+    if scale is None and arr.dtype.kind in "iu":
+        raise ConfigError(f"{arr.dtype} pixels: pass uint8 (0-255), uint16 (0-65535) or floats in [0, 1]")
+    if scale is None and arr.dtype.kind != "b":
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise ConfigError("the image has NaN or infinite pixels")
+        low, high = float(arr.min()), float(arr.max())
+        if low < -0.01 or high > 1.01:  # a little over is rounding; 0-255 values would come out white
+            hint = "; divide 0-255 values by 255 or pass uint8" if high > 1.01 else ""
+            raise ConfigError(f"float pixels must lie in [0, 1]; these span [{low:.3g}, {high:.3g}]{hint}")
+    f = np.clip(arr.astype(np.float32) / (scale or 1), 0, 1)
+    shape = arr.shape
+    if arr.ndim == 2 or shape[2] == 1:
+        f = np.repeat(f.reshape(shape[0], shape[1], 1), 3, axis=2)
 
     def back(out):
-        if grey_shape is not None:
-            out = out.mean(axis=2).reshape(grey_shape)
-        return np.round(out * 255).astype(np.uint8) if is_uint8 else out.astype(np.float32)
+        if arr.ndim == 2 or shape[2] == 1:
+            out = out.mean(axis=2).reshape(shape)
+        if scale is not None:
+            out = np.round(out * scale).astype(arr.dtype)
+        return out if alpha is None else np.concatenate([out, alpha.astype(out.dtype)], axis=-1)
 
     return f, back
