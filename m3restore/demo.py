@@ -76,12 +76,11 @@ def compare(panels: list[tuple[np.ndarray, str]]) -> np.ndarray:
 def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
     from m3restore.io import Image, read_image, write_image
     from m3restore.metrics.quality import psnr, quantize
-    from m3restore.pipeline.planner import Planner
-    from m3restore.pipeline.restore import load_pipeline
+    from m3restore.pipeline.restorer import load_restorer
 
     entries = load_examples(examples)
-    pipe = load_pipeline(weights, device=device)
-    planner = Planner(pipe) if pipe.analyzer is not None else None
+    restorer = load_restorer(weights, device=device)  # what `m3restore restore` does to each picture
+    pipe = restorer.pipe
     if any(e.get("prompt") for e in entries):
         pipe.text_encoder  # noqa: B018 - load the text model now, so it is not timed with the first image
     table = Table(title=f"m3restore demo ({pipe.describe()['device']})", title_justify="left")
@@ -95,17 +94,19 @@ def run(examples: Path, out: Path, weights: str | None, device: str) -> None:
         if truth.shape != image.rgb().shape:
             raise DataError(f"{entry['ground_truth']}: size differs from {entry['file']}")
         started = time.perf_counter()
-        if planner is None:
-            restored, steps = pipe(image.rgb(), entry.get("prompt", ""), seed=0), "one pass"
-        else:
-            result = planner.run(image.rgb(), "auto", entry.get("prompt", ""))
-            restored, steps = result.image, ", ".join(result.report.kept_steps()) or "unchanged"
+        restored = restorer(image, entry.get("prompt", ""), seed=0)
+        plan = restorer.last.plan
+        steps = "one pass" if plan is None else ", ".join(plan.kept_steps()) or "unchanged"
         seconds = time.perf_counter() - started
-        before, after = psnr(quantize(image.rgb()), truth), psnr(quantize(restored), truth)
+        before, after = psnr(quantize(image.rgb()), truth), psnr(quantize(restored.rgb()), truth)
         gains.append(after - before)
-        write_image(out / f"{name}_restored.png", image.with_rgb(restored), overwrite=True)
+        write_image(out / f"{name}_restored.png", restored, overwrite=True)
         sheet = compare(
-            [(image.rgb(), f"input {before:.1f} dB"), (restored, f"m3restore {after:.1f} dB"), (truth, "ground truth")]
+            [
+                (image.rgb(), f"input {before:.1f} dB"),
+                (restored.rgb(), f"m3restore {after:.1f} dB"),
+                (truth, "ground truth"),
+            ]
         )
         write_image(out / f"{name}_compare.png", Image(sheet), overwrite=True)
         colour = "green" if after > before else "red"

@@ -458,3 +458,22 @@ def test_a_faint_finding_stays_out_of_a_joint_pass_unless_the_user_names_it():
     calls.clear()
     run_plan(picture("motion-blur", "jpeg"), "auto", prompt="jpeg artifacts")
     assert calls == [("all-in-one", "+".join(s for s in ORDER if s in ("deblur", "dejpeg")))]
+
+
+def test_the_python_restorer_plans_like_the_command(planning_bundle, tiny_bundle, monkeypatch):
+    from m3restore import load_restorer
+
+    monkeypatch.setenv("M3RESTORE_WEIGHTS", str(planning_bundle.parent / "extra"))
+    grey = np.random.default_rng(0).integers(0, 256, (32, 40), dtype=np.uint8)
+    restorer = load_restorer(str(planning_bundle), device="cpu", plan="denoise")
+    out = restorer(grey)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+    assert restorer.last.plan.planned == ["denoise"]
+    assert restorer.last.plan.records[0].model.startswith("denoise-specialist")  # tried before the bundle's own
+    one_pass = load_restorer(str(planning_bundle), device="cpu", plan="none")
+    np.testing.assert_array_equal(one_pass(grey), one_pass.pipe(grey))
+    assert one_pass.last.plan is None
+    bare = load_restorer(str(tiny_bundle), device="cpu")
+    assert "no degradation analyzer" in bare.note and bare(grey).shape == grey.shape and bare.last.plan is None
+    with pytest.raises(ConfigError, match="needs a bundle with a degradation analyzer"):
+        load_restorer(str(tiny_bundle), device="cpu", plan="denoise")

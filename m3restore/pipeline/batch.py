@@ -148,6 +148,7 @@ def restore_paths(
     _parse_tile(tile)  # a bad --tile or --ensemble fails before minutes of loading
     check_ensemble(ensemble)
     from m3restore.pipeline.planner import parse_plan, read_mask
+    from m3restore.pipeline.restorer import Restorer
 
     asked = plan is not None
     plan = parse_plan(plan or "auto")
@@ -184,7 +185,9 @@ def restore_paths(
                 + (f"· self-ensemble of {d['ensemble']} views " if d["ensemble"] > 1 else "")
                 + f"· loaded in {time.perf_counter() - started:.1f} s"
             )
-        planner = _planner(pipe, plan, mask_pixels, console, asked)
+        restorer = Restorer(pipe, plan, mask=mask_pixels)
+        if restorer.note and asked:
+            console.print(f"[yellow]note:[/] {restorer.note}")
         show_bar = len(jobs) > 1
         progress = eta_progress(console, disable=not show_bar)
         with progress:
@@ -194,27 +197,18 @@ def restore_paths(
                 try:
                     t0 = time.perf_counter()
                     image = read_image(job.source, max_pixels=max_pixels)
-                    result = None
-                    if planner is not None:
-                        rgb = image.rgb()
-                        caption = pipe.captioner.caption(rgb) if pipe.captioner is not None else ""
-                        result = planner.run(rgb, plan, prompt, caption, grey=image.is_grey)
-                        if plan == "auto" and prompt and not result.report.planned:
-                            result = None  # nothing to plan, yet the user's words ask for a restoration
-                            if explain:
-                                says = "the analyzer found nothing to plan; one pass with your words"
-                                console.print(f"{job.source}: {says}")
-                    one_pass = result is None
-                    if one_pass:
-                        restored = pipe(image, prompt, seed)
-                        if pipe.last.passthrough:
-                            found = pipe.last.merged.analysis.summary()
-                            _say_unchanged(job, found, "nothing it puts into a prompt", report, console)
-                    else:
-                        restored = image.with_rgb(result.image)
-                        _after_plan(job, result.report, report, console, explain)
+                    restored = restorer(image, prompt, seed)
+                    outcome = restorer.last
+                    one_pass = outcome.plan is None
+                    if outcome.fell_back and explain:
+                        console.print(f"{job.source}: the analyzer found nothing to plan; one pass with your words")
+                    if one_pass and pipe.last.passthrough:
+                        found = pipe.last.merged.analysis.summary()
+                        _say_unchanged(job, found, "nothing it puts into a prompt", report, console)
+                    elif not one_pass:
+                        _after_plan(job, outcome.plan, report, console, explain)
                         if verbose:
-                            _verbose_plan(job, result.report, caption, console)
+                            _verbose_plan(job, outcome.plan, outcome.caption, console)
                     seconds = time.perf_counter() - t0
                     write_image(job.target, restored, overwrite=overwrite)
                     if job.source in unc_targets:
@@ -253,23 +247,6 @@ def _say_unchanged(
     report.unchanged.add(job.source)
     found = found or "no degradation"
     console.print(f"{job.source}: analyzer found {found}, {why}; written unchanged ({hint})", soft_wrap=True)
-
-
-def _planner(pipe, plan, mask, console: Console, asked: bool = True):
-    """The planner for ``plan``, or None for one all-in-one pass (said so only when ``asked``)."""
-    from m3restore.pipeline.planner import Planner, Pool
-
-    if plan == "none":
-        return None
-    if pipe.analyzer is None:
-        if plan != "auto":
-            raise ConfigError("--plan with steps needs a bundle with a degradation analyzer (use --plan none)")
-        if asked:
-            console.print(
-                "[yellow]note:[/] this bundle has no degradation analyzer; one all-in-one pass instead of a plan"
-            )
-        return None
-    return Planner(pipe, Pool.discover(pipe, mask=mask))
 
 
 def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool) -> None:

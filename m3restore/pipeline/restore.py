@@ -231,7 +231,7 @@ class RestorePipeline:
         info = RestoreInfo(steps=self.sampling.steps, samples=self.sampling.samples)
         if seed is not None:
             torch.manual_seed(seed)
-        rgb, rebuild = _to_rgb(image)
+        rgb, rebuild = to_rgb(image)
         info.prompt = self.prepare_prompt(prompt, rgb, auto=auto_prompt)
         info.merged = self.last_merged
         if not info.prompt and getattr(info.merged, "analysis", None) is not None:
@@ -358,7 +358,7 @@ def _parse_tile(tile: int | str) -> int | str:
     return tile
 
 
-def _to_rgb(image):
+def to_rgb(image):
     """Float HxWx3 RGB in [0,1] plus a function that turns a result back into the input's kind."""
     from PIL import Image as PILImage
 
