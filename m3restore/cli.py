@@ -422,6 +422,9 @@ def eval_(
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."),
     tile: str = typer.Option("auto", help="Tile side in pixels, 0 for none, or auto."),
     ensemble: int = typer.Option(1, help="Self-ensemble of 1, 2, 4 or 8 flipped/transposed views per image."),
+    plan: str = typer.Option(
+        "auto", help="As restore --plan: auto scores what restore gives (specialists included), none one pass."
+    ),
 ):
     """Evaluate on a dataset: PSNR/SSIM (+LPIPS, FID, OCR), baselines, ablations, HTML report."""
     from rich.table import Table
@@ -438,6 +441,12 @@ def eval_(
     if no_model and (weights or ablations or ensemble != 1):
         raise ConfigError("--no-model cannot be combined with --weights, --ablate or --ensemble")
     check_ensemble(ensemble)
+    from m3restore.pipeline.planner import parse_plan
+
+    try:
+        parse_plan(plan)  # a bad --plan fails before the dataset is read
+    except M3RestoreError as error:
+        fail(str(error), 2)
     data = open_dataset(
         dataset,
         root=root,
@@ -470,6 +479,7 @@ def eval_(
             tile=tile,
             seed=seed,
             ensemble=ensemble,
+            plan=plan,
         )
     try:
         result = evaluate(

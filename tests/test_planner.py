@@ -477,3 +477,22 @@ def test_the_python_restorer_plans_like_the_command(planning_bundle, tiny_bundle
     assert "no degradation analyzer" in bare.note and bare(grey).shape == grey.shape and bare.last.plan is None
     with pytest.raises(ConfigError, match="needs a bundle with a degradation analyzer"):
         load_restorer(str(tiny_bundle), device="cpu", plan="denoise")
+
+
+def test_eval_scores_what_restore_gives_unless_told_plan_none(planning_bundle, photo_png, tmp_path, monkeypatch):
+    monkeypatch.setenv("M3RESTORE_WEIGHTS", str(planning_bundle.parent / "extra"))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "gt").mkdir()
+    shutil.copy(photo_png, tmp_path / "in" / "a.png")
+    shutil.copy(photo_png, tmp_path / "gt" / "a.png")
+    folders = ("--input", tmp_path / "in", "--target", tmp_path / "gt", "--weights", planning_bundle)
+    labels = {}
+    for plan in ("auto", "none"):
+        code, output = run("eval", *folders, "--prompt", "noise", "--plan", plan, "--out", tmp_path / plan)
+        assert code == 0, output
+        summary = json.loads((tmp_path / plan / "summary.json").read_text())
+        labels[plan] = [m["label"] for m in summary["methods"].values()]
+    assert labels == {"auto": ["tiny+plan"], "none": ["tiny"]}
+    code, output = run("eval", *folders, "--plan", "zap", "--out", tmp_path / "bad")
+    assert code == 2 and one_error_line(output) and "valid: auto, none" in output
+    assert not (tmp_path / "bad").exists()

@@ -133,24 +133,32 @@ def model_methods(
     tile: int | str = "auto",
     seed: int = 0,
     ensemble: int = 1,
+    plan: str = "auto",
 ) -> list[Method]:
     """Rows for M3-UNet bundles (``None`` = the default bundle); with ``ablate_text`` three rows
     per bundle: correct, empty and wrong prompt (see :data:`PROMPT_MODES`). With ``ensemble`` > 1
-    each row averages that many flipped/transposed views and its label ends in ``-xN``."""
-    from m3restore.pipeline.restore import load_pipeline
+    each row averages that many flipped/transposed views and its label ends in ``-xN``.
+
+    ``plan`` as ``m3restore restore --plan``: ``"auto"`` scores what the command gives (the
+    analyzer's plan on the bundle and the specialists installed beside it), ``"none"`` the
+    bundle's own network in one pass; a row that plans ends in ``+plan``."""
+    from m3restore.pipeline.restorer import load_restorer
 
     methods: list[Method] = []
     used: set[str] = set()
     for w in weights or [None]:
-        pipe = load_pipeline(w, device=device, dtype=dtype, tile=tile, ensemble=ensemble)
+        restorer = load_restorer(w, plan=plan, device=device, dtype=dtype, tile=tile, ensemble=ensemble)
+        pipe = restorer.pipe
         label = pipe.bundle.name if pipe.bundle is not None else "m3restore"
         if ensemble > 1:
             label = f"{label}-x{ensemble}"
+        if restorer.planner is not None:
+            label = f"{label}+plan"
         base, n = label, 2
         while _slug(label) in used:
             label, n = f"{base}-{n}", n + 1
         used.add(_slug(label))
-        info = _weights_info(pipe, label)
+        info = _weights_info(pipe, label) | {"plan": plan if restorer.planner is not None else "none"}
 
         def prepare(item: EvalItem, pipe=pipe) -> None:
             if item.prompt and pipe.text_encoder_name:
@@ -158,10 +166,13 @@ def model_methods(
 
         for mode in PROMPT_MODES if ablate_text else ("correct",):
 
-            def restore(item: EvalItem, pipe=pipe, mode=mode) -> tuple[np.ndarray, str]:
+            def restore(item: EvalItem, restorer=restorer, mode=mode) -> tuple[np.ndarray, str]:
                 prompt = {"correct": item.prompt, "empty": "", "wrong": wrong_prompt(item.prompt)}[mode]
-                out = pipe(item.model_input, prompt=prompt, seed=seed)
-                return out, pipe.last.prompt
+                out = restorer(item.model_input, prompt=prompt, seed=seed)
+                plan = restorer.last.plan
+                if plan is None:
+                    return out, restorer.pipe.last.prompt
+                return out, "; ".join(f"{r.step}: {r.prompt}" for r in plan.records if r.kept) or "(unchanged)"
 
             methods.append(
                 Method(
@@ -171,7 +182,8 @@ def model_methods(
                     restore=restore,
                     prompt_mode=mode,
                     weights=info,
-                    description=f"M3-UNet bundle {info.get('path', label)}",
+                    description=f"M3-UNet bundle {info.get('path', label)}"
+                    + (f", plan {plan} with the installed specialists" if restorer.planner is not None else ""),
                     prepare=prepare,
                 )
             )
