@@ -408,9 +408,9 @@ def eval_(
         None, "--out", help="Run folder: results.csv, summary.json, report.html (default: runs/eval/<dataset>-<time>)."
     ),
     weights: list[str] | None = typer.Option(None, help="Weights bundle; repeat to compare bundles (one row each)."),
-    no_model: bool = typer.Option(False, "--no-model", help="Score only the baselines (default: --baseline input)."),
+    no_model: bool = typer.Option(False, "--no-model", help="Score only the baselines."),
     baseline: list[str] | None = typer.Option(
-        None, help="input, bicubic, opencv-nlm, richardson-lucy, wiener, bm3d, ffdnet; repeatable."
+        None, help="input, bicubic, opencv-nlm, richardson-lucy, wiener, bm3d, ffdnet; repeatable (default: input)."
     ),
     ablate: list[str] | None = typer.Option(None, help="text: correct / empty / wrong prompt, one row each."),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Prompt for every image instead of the dataset's."),
@@ -467,7 +467,7 @@ def eval_(
 
         out_dir = Path("runs") / "eval" / f"{dataset or 'pairs'}-{time.strftime('%Y%m%d-%H%M%S')}"
         console.print(f"writing to {out_dir} (choose with --out)")
-    methods, notes = baseline_methods(baseline or (["input"] if no_model else []))
+    methods, notes = baseline_methods(baseline or ["input"])  # the degraded input: what a gain is measured from
     for line in notes:
         console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if not no_model:

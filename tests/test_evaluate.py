@@ -435,8 +435,9 @@ def test_eval_self_ensemble_row(bundles, clean_dir, tmp_path):
     assert code == 0, text
     code, text = run(*args, "--out", tmp_path / "plain")
     assert code == 0, text
-    (row,) = rows_of(out)
-    (plain,) = rows_of(tmp_path / "plain")
+    input_row, row = rows_of(out)  # the degraded input is scored by default, as the gain's zero
+    (_, plain) = rows_of(tmp_path / "plain")
+    assert input_row["method"] == "input"
     assert row["method"] == "dil-a-x2" and plain["method"] == "dil-a"
     assert row["psnr"] != plain["psnr"]
     code, text = run(*args[:9], "--no-model", "--ensemble", 2, "--out", tmp_path / "x")

@@ -492,7 +492,7 @@ def test_eval_scores_what_restore_gives_unless_told_plan_none(planning_bundle, p
         assert code == 0, output
         summary = json.loads((tmp_path / plan / "summary.json").read_text())
         labels[plan] = [m["label"] for m in summary["methods"].values()]
-    assert labels == {"auto": ["tiny+plan"], "none": ["tiny"]}
+    assert labels == {"auto": ["input", "tiny+plan"], "none": ["input", "tiny"]}
     code, output = run("eval", *folders, "--plan", "zap", "--out", tmp_path / "bad")
     assert code == 2 and one_error_line(output) and "valid: auto, none" in output
     assert not (tmp_path / "bad").exists()
