@@ -526,7 +526,7 @@ def caption(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     device: str = typer.Option("auto", help="Device for the captioner: auto, cpu, cuda or cuda:N."),
 ):
-    """Say what is wrong with images (and what they show, with --captioner), and the prompt restore would use."""
+    """Say what is wrong with images (and what they show, with --captioner) and the one-pass prompt (--plan none)."""
     import json
 
     from m3restore.caption.prompt import describe_files
@@ -546,7 +546,7 @@ def caption(
         if not as_json:
             found = result["summary"] or "no degradation detected"
             content = f'content: "{result["content"]}"' if result["captioner"] else "no content captioner configured"
-            out.print(f'{path}: {found} · {content} · prompt used: "{result["prompt"]}"', soft_wrap=True)
+            out.print(f'{path}: {found} · {content} · one-pass prompt: "{result["prompt"]}"', soft_wrap=True)
     if as_json:
         out.print_json(json.dumps(results))
     if failed:

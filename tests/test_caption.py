@@ -208,7 +208,7 @@ def test_caption_command_without_captioner(analyzer_bundle, photo_file):
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"{photo_file}: ")
-    assert "no content captioner configured" in line and 'prompt used: "' in line and "street sign" in line
+    assert "no content captioner configured" in line and 'one-pass prompt: "' in line and "street sign" in line
     assert "content:" not in line
 
 
