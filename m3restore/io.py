@@ -405,7 +405,8 @@ def _format_for(path: Path) -> str:
         return _FORMATS[path.suffix.lower()]
     except KeyError:
         shown = path.suffix or "no extension"
-        raise ImageError(f"{path}: unknown output format ({shown}); use one of {_format_list()}") from None
+        folder = "" if path.suffix else f", or {path}/ for a folder"
+        raise ImageError(f"{path}: unknown output format ({shown}); use one of {_format_list()}{folder}") from None
 
 
 def _encode(image: Image, fmt: str, jpeg_quality: int, path: Path) -> bytes:

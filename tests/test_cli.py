@@ -166,6 +166,7 @@ def test_output_without_a_format_fails_before_any_work(photo_file, tmp_path):
     code, out = run("restore", photo_file, "-o", tmp_path / "noext", "--weights", tmp_path / "nowhere")
     assert code == 1 and one_error_line(out)
     assert "unknown output format (no extension)" in out and "nowhere" not in out
+    assert out.rstrip().endswith(f"or {tmp_path / 'noext'}/ for a folder")
     assert not (tmp_path / "noext").exists()
 
 
