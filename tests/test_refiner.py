@@ -317,6 +317,30 @@ def test_cli_sampling_errors(refiner_bundle, photo_png, tmp_path, args, message)
     assert not (tmp_path / "o.png").exists()
 
 
+def test_steps_refine_one_pass_unless_a_plan_is_asked_for(refiner_bundle, photo_png, tmp_path):
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from m3restore.caption.degradation import AnalyzerConfig, DegradationAnalyzer
+    from m3restore.pipeline.batch import restore_paths
+    from m3restore.weights import extend_bundle
+
+    path = tmp_path / "with-analyzer"
+    shutil.copytree(refiner_bundle, path)
+    torch.manual_seed(0)
+    extend_bundle(path, {"analyzer": DegradationAnalyzer(AnalyzerConfig(width=8, hidden=16))})
+    sampling = Sampling(steps=2)
+    for plan, planned in ((None, False), ("auto", True)):
+        text = io.StringIO()
+        report = restore_paths([photo_png], tmp_path / f"{plan}.png", weights=str(path), sampling=sampling,
+                               plan=plan, device="cpu", console=Console(file=text))  # fmt: skip
+        assert not report.failed
+        assert bool(report.plans) == planned  # --steps alone: the refined one pass, no plan
+        assert ("specialists' steps are not refined" in text.getvalue()) == planned
+
+
 def test_cli_bundle_without_refiner(tiny_bundle, photo_png, tmp_path):
     code, output = run("restore", photo_png, "-o", tmp_path / "o.png", "--weights", tiny_bundle, "--steps", 4)
     assert code == 1 and one_error_line(output) and "has no refiner" in output

@@ -181,6 +181,15 @@ def restore_paths(
         if asked and plan != "none":
             raise ConfigError("--uncertainty maps one restoration pass; use it with --plan none")
         plan = "none"
+    if sampling.steps and plan != "none":
+        # the refiner was trained on the all-in-one predictor's output; the specialists have none
+        if not asked:
+            plan = "none"  # --steps asks for the refined one pass
+        else:
+            console.print(
+                "[yellow]note:[/] --steps refines the all-in-one's passes only; specialists' steps are not refined",
+                soft_wrap=True,
+            )
     ext = check_output_ext(ext)
     jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite, ext=ext)
     report = Report(failed=list(problems))
