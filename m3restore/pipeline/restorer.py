@@ -51,6 +51,8 @@ class Restorer:
             if pipe.analyzer is not None:
                 mask = np.asarray(mask) > 0 if isinstance(mask, np.ndarray) else read_mask(mask)
                 self.planner = Planner(pipe, Pool.discover(pipe, mask=mask))
+                if pipe.sampling.steps:
+                    self.note = "the refiner refines the all-in-one's passes only; specialists' steps are not refined"
             elif self.plan == "auto":
                 self.note = "this bundle has no degradation analyzer; one all-in-one pass instead of a plan"
             else:
