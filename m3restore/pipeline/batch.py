@@ -181,15 +181,10 @@ def restore_paths(
         if asked and plan != "none":
             raise ConfigError("--uncertainty maps one restoration pass; use it with --plan none")
         plan = "none"
-    if sampling.steps and plan != "none":
-        # the refiner was trained on the all-in-one predictor's output; the specialists have none
-        if not asked:
-            plan = "none"  # --steps asks for the refined one pass
-        else:
-            console.print(
-                "[yellow]note:[/] --steps refines the all-in-one's passes only; specialists' steps are not refined",
-                soft_wrap=True,
-            )
+    if sampling.steps and not asked:
+        # the refiner was trained on the all-in-one predictor's output and the specialists have
+        # none: --steps asks for the refined one pass (with a plan asked for, Restorer.note says so)
+        plan = "none"
     ext = check_output_ext(ext)
     jobs, problems = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, overwrite=overwrite, ext=ext)
     report = Report(failed=list(problems))
@@ -217,7 +212,7 @@ def restore_paths(
             )
         restorer = Restorer(pipe, plan, mask=mask_pixels)
         if restorer.note and asked:
-            console.print(f"[yellow]note:[/] {restorer.note}")
+            console.print(f"[yellow]note:[/] {restorer.note}", soft_wrap=True)
         progress = eta_progress(console) if len(jobs) > 1 else spinner(console)
         with progress:
             task = progress.add_task("restoring", total=len(jobs))

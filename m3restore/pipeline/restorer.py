@@ -52,7 +52,10 @@ class Restorer:
                 mask = np.asarray(mask) > 0 if isinstance(mask, np.ndarray) else read_mask(mask)
                 self.planner = Planner(pipe, Pool.discover(pipe, mask=mask))
                 if pipe.sampling.steps:
-                    self.note = "the refiner refines the all-in-one's passes only; specialists' steps are not refined"
+                    self.note = (
+                        "the diffusion refiner (--steps) refines the all-in-one's passes only; "
+                        "specialists' steps are not refined"
+                    )
             elif self.plan == "auto":
                 self.note = "this bundle has no degradation analyzer; one all-in-one pass instead of a plan"
             else:
