@@ -166,8 +166,10 @@ def test_a_grey_file_is_not_planned_for_colour():
     stored_grey = make.run(picture("noise"), "auto", grey=True).report
     assert stored_grey.planned == ["denoise"] and stored_grey.kept_steps() == ["denoise"] and not stored_grey.partial
     assert make.plan(picture("noise"), "auto", grey=True).planned == ["denoise"]
-    stored_rgb = make.run(picture("noise"), "auto").report  # an RGB file of a grey picture could take colour
-    assert "colorize" in stored_rgb.planned and stored_rgb.unavailable == [
+    stored_rgb = make.run(picture("noise"), "auto").report  # black and white is mostly chosen: no colour
+    assert stored_rgb.planned == ["denoise"] and not stored_rgb.partial
+    wants_colour = make.run(picture("noise"), "auto", prompt="greyscale").report  # unless asked for
+    assert "colorize" in wants_colour.planned and wants_colour.unavailable == [
         ("colorize", "no installed model declares the step 'colorize'")
     ]
     asked = make.run(picture("noise"), ["colorize"], grey=True).report  # asked for by name: said why not

@@ -53,6 +53,8 @@ class Step:
     ``max_severity``: the strongest severity word the step's prompt uses, whatever the analyzer
     says. ``min_joint_strength``: found weaker than this (and not named by the user), the step
     stays out of a joint pass (see :meth:`Planner._joint`) and runs on its own if still found.
+    ``on_request``: never planned from the analyzer's findings alone, only when the user's words
+    or a fixed ``--plan`` name it.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Step:
     min_strength: float = 0.0
     max_severity: str | None = None
     min_joint_strength: float = 0.0
+    on_request: bool = False
 
 
 STEPS: dict[str, Step] = {
@@ -84,7 +87,10 @@ STEPS: dict[str, Step] = {
         Step("brighten", ("low-light",), "brighten a dark exposure", min_strength=0.2, max_severity="moderate"),
         Step("upscale", ("low-resolution",), "restore detail lost to low resolution"),
         Step("inpaint", ("missing-regions",), "fill in missing regions (needs --mask)"),
-        Step("colorize", ("greyscale",), "add colour to a greyscale picture"),
+        # Black and white is mostly chosen, not damage: a B&W photo saved as RGB, a scanned
+        # document, a screenshot of grey UI (the analyzer: greyscale 1.00) were each planned a
+        # colorize step, which nothing installed can do, and the run ended "partial" (exit 3).
+        Step("colorize", ("greyscale",), "add colour to a greyscale picture", on_request=True),
     )
 }
 LABEL_STEP = {label: step.name for step in STEPS.values() for label in step.labels}
@@ -460,7 +466,11 @@ class Planner:
     def _initial(self, analysis, fixed: list[str] | None, requested: list[str], grey: bool) -> list[str]:
         if fixed is not None:
             return fixed
-        found = {s for s in steps_for(analysis, self.order) if not (grey and s in GREY_FILE_RULES_OUT)}
+        found = {
+            s
+            for s in steps_for(analysis, self.order)
+            if not (grey and s in GREY_FILE_RULES_OUT) and not STEPS[s].on_request
+        }
         wanted = found | set(requested)
         return [s for s in self.order if s in wanted]
 
