@@ -218,7 +218,7 @@ def _open(data: bytes, path: Path, max_pixels: int | None) -> PILImage.Image:
     if max_pixels is not None and width * height > max_pixels:
         pil.close()
         raise ImageError(
-            f"{path}: {width * height / 1e6:.1f} MP is over the {max_pixels / 1e6:.1f} MP limit; "
+            f"{path}: {width}×{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} limit; "
             "raise it with --max-pixels"
         )
     return pil
@@ -685,6 +685,11 @@ def _fit_alpha(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray |
     height, width = shape
     shrinking = height * width < alpha.size
     return cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _pixels(count: int) -> str:
+    """``"24.0 MP"``, or ``"48,000 pixels"`` for counts that would read as 0.0 MP."""
+    return f"{count / 1e6:.1f} MP" if count >= 100_000 else f"{count:,} pixels"
 
 
 def _format_list() -> str:

@@ -438,13 +438,13 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path):
         with pytest.raises(ImageError) as error:
             read_image(path)
     message = assert_one_line_naming(error, path)
-    assert "120.0 MP is over the 100.0 MP limit; raise it with --max-pixels" in message
+    assert "12000×10000 (120.0 MP) is over the 100.0 MP limit; raise it with --max-pixels" in message
 
 
 def test_pixel_limit_can_be_lowered(tmp_path):
     path = write_image(tmp_path / "small.png", Image(pixels=np.zeros((10, 10, 3), np.float32)))
     read_image(path, max_pixels=100)
-    with pytest.raises(ImageError, match="over the"):
+    with pytest.raises(ImageError, match=r"10×10 \(100 pixels\) is over the 99 pixels limit"):
         read_image(path, max_pixels=99)
 
 
