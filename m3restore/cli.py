@@ -568,7 +568,7 @@ def plan_command(
     """Dry run: what restore --plan would do to each image (steps, order, models, why), restoring nothing."""
     import json
 
-    from m3restore.io import list_images, read_image
+    from m3restore.io import list_images, list_unread, read_image, unread_message
     from m3restore.pipeline.batch import plan_table
     from m3restore.pipeline.planner import Planner, Pool, parse_plan, read_mask
     from m3restore.pipeline.restore import load_pipeline
@@ -582,7 +582,11 @@ def plan_command(
     pipe = load_pipeline(weights, device="cpu", dtype="fp32")
     planner = Planner(pipe, Pool.discover(pipe, mask=read_mask(mask)))
     results, failed = [], 0
-    for path in list_images(inputs, recursive=recursive):
+    images = list_images(inputs, recursive=recursive)
+    for path in list_unread(inputs, recursive=recursive):
+        failed += 1
+        console.print(f"[bold red]error:[/] {escape(unread_message(path))}", soft_wrap=True)
+    for path in images:
         try:
             image = read_image(path)
             report = planner.plan(image.rgb(), steps, prompt, grey=image.is_grey)

@@ -588,9 +588,15 @@ def list_images(
     return list(found)
 
 
-def unread_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    """Pictures in ``folder`` that m3restore does not read (``OTHER_IMAGE_EXTENSIONS``), sorted."""
-    return sorted(_scan(Path(folder), OTHER_IMAGE_EXTENSIONS, recursive))
+def list_unread(inputs: Sequence[str | Path], *, recursive: bool = False) -> list[Path]:
+    """The pictures in the folders among ``inputs`` that m3restore does not read
+    (``OTHER_IMAGE_EXTENSIONS``): commands name them as failures, not pass over them."""
+    return [
+        p
+        for item in inputs
+        if Path(item).is_dir()
+        for p in sorted(_scan(Path(item), OTHER_IMAGE_EXTENSIONS, recursive))
+    ]
 
 
 def unread_message(path: Path) -> str:
@@ -613,7 +619,7 @@ def _is_hidden(name: str) -> bool:
 
 def _no_images_message(folder: Path, extensions: Sequence[str], recursive: bool) -> str:
     message = f"{folder}/: no images (looked for {', '.join(extensions)})"
-    if unread := unread_images(folder, recursive=recursive):
+    if unread := list_unread([folder], recursive=recursive):
         kinds = sorted({path.suffix[1:].upper() for path in unread})
         message += f"; {len(unread)} {'/'.join(kinds)} file(s) found, a format m3restore does not read"
     has_subfolders = any(entry.is_dir() and not _is_hidden(entry.name) for entry in folder.iterdir())

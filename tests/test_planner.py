@@ -498,3 +498,14 @@ def test_eval_scores_what_restore_gives_unless_told_plan_none(planning_bundle, p
     code, output = run("eval", *folders, "--plan", "zap", "--out", tmp_path / "bad")
     assert code == 2 and one_error_line(output) and "valid: auto, none" in output
     assert not (tmp_path / "bad").exists()
+
+
+def test_caption_and_plan_name_the_pictures_they_do_not_read(planning_bundle, photo_png, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(photo_png, folder / "a.png")
+    (folder / "b.heic").write_bytes(b"not read")
+    for command in ("caption", "plan"):
+        code, output = run(command, folder, "--weights", planning_bundle)
+        assert code == 1 and one_error_line(output), output
+        assert "b.heic: HEIC is not read by m3restore" in output and "a.png" in output

@@ -305,7 +305,7 @@ def describe_files(
     """
     from m3restore.caption.degradation import analyze
     from m3restore.errors import M3RestoreError, WeightsError
-    from m3restore.io import list_images, read_image
+    from m3restore.io import list_images, list_unread, read_image, unread_message
     from m3restore.weights import open_bundle
 
     bundle = open_bundle(weights)
@@ -319,7 +319,10 @@ def describe_files(
 
         captioner = Captioner.load(captioner, device=device)
     cleaned = clean_text(prompt)
-    for path in list_images([*inputs], recursive=recursive):
+    images = list_images([*inputs], recursive=recursive)
+    for path in list_unread([*inputs], recursive=recursive):
+        yield path, None, unread_message(path)
+    for path in images:
         try:
             image = read_image(path, max_pixels=max_pixels).rgb()
             analysis = analyze(analyzer, image)

@@ -75,23 +75,24 @@ def plan_jobs(
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Expand inputs into (source, target) jobs; folder structure is kept under an output folder.
     ``ext`` is the format of outputs named from their input (default: the input's own)."""
-    from m3restore.io import list_images, output_path, unread_images, unread_message
+    from m3restore.io import list_images, list_unread, output_path, unread_message
 
     expanded: list[tuple[Path, Path | None]] = []  # (file, folder it was found in)
-    unread: list[Path] = []  # pictures in those folders in formats we do not read
     for item in inputs:
         item = Path(item)
         root = item if item.is_dir() else None
         expanded.extend((path, root) for path in list_images([item], recursive=recursive))
-        if root is not None:
-            unread.extend(unread_images(root, recursive=recursive))
     many = len(expanded) > 1 or any(root is not None for _, root in expanded)
     if output is not None and many:
         _ensure_writable_folder(Path(output))
     elif output is not None:
         _ensure_writable_folder(Path(output).parent if not str(output).endswith(("/", os.sep)) else Path(output))
 
-    jobs, problems, claimed = [], [(path, unread_message(path)) for path in unread], {}
+    jobs, problems, claimed = (
+        [],
+        [(path, unread_message(path)) for path in list_unread(inputs, recursive=recursive)],
+        {},
+    )
     for path, root in expanded:
         base = output
         if output is not None and root is not None and path.parent != root:
