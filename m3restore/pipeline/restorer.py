@@ -44,7 +44,7 @@ class Restorer:
 
     def __init__(self, pipe, plan: str | list[str] = "auto", *, mask=None):
         self.pipe = pipe
-        self.plan = parse_plan(plan) if isinstance(plan, str) else list(plan)
+        self.plan = parse_plan(plan if isinstance(plan, str) else ",".join(plan))
         self.note: str | None = None  # why a plan asked for is not made
         self.planner: Planner | None = None
         if self.plan != "none":
