@@ -88,11 +88,8 @@ def plan_jobs(
     elif output is not None:
         _ensure_writable_folder(Path(output).parent if not str(output).endswith(("/", os.sep)) else Path(output))
 
-    jobs, problems, claimed = (
-        [],
-        [(path, unread_message(path)) for path in list_unread(inputs, recursive=recursive)],
-        {},
-    )
+    problems = [(path, unread_message(path)) for path in list_unread(inputs, recursive=recursive)]
+    jobs, claimed = [], {}
     for path, root in expanded:
         base = output
         if output is not None and root is not None and path.parent != root:
