@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -185,6 +186,19 @@ def test_pil_rgba_keeps_alpha_exactly(pipe):
     out = pipe(img)
     assert out.mode == "RGBA" and out.size == img.size
     np.testing.assert_array_equal(np.asarray(out.getchannel("A")), alpha)
+
+
+def test_pil_palette_with_transparency_keeps_it(ident):
+    rgba = np.zeros((32, 40, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[8:24, 8:32, 3] = 255  # a transparent frame around an opaque red box
+    buffer = io.BytesIO()
+    PILImage.fromarray(rgba, "RGBA").quantize(colors=4).save(buffer, "PNG")
+    palette = PILImage.open(buffer)  # as a web graphic opens: a palette with transparent entries
+    assert palette.mode == "P" and "transparency" in palette.info
+    out = ident(palette)
+    assert out.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(out.getchannel("A")), np.asarray(palette.convert("RGBA").getchannel("A")))
 
 
 def test_pil_grey_stays_grey(ident):

@@ -376,7 +376,8 @@ _PIL_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 def _pil_to_rgb(image):
-    """A PIL image in any mode; the result comes back in its mode (RGB for palette and CMYK)."""
+    """A PIL image in any mode; the result comes back in its mode (RGB for palette and CMYK,
+    RGBA for a palette with transparency)."""
     from PIL import Image as PILImage
 
     from m3restore.io import profile_fits
@@ -388,6 +389,8 @@ def _pil_to_rgb(image):
             samples = np.clip(samples, 0, 65535).astype(np.uint16)
         arr, back_array = _array_to_rgb(samples)
     else:
+        if mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")  # the palette's transparent entries become alpha
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
 
