@@ -45,7 +45,7 @@ class Restorer:
     def __init__(self, pipe, plan: str | list[str] = "auto", *, mask=None):
         self.pipe = pipe
         self.plan = parse_plan(plan if isinstance(plan, str) else ",".join(plan))
-        self.note: str | None = None  # why a plan asked for is not made
+        self.note: str | None = None  # what a caller should be told: no plan possible, no refiner for specialists
         self.planner: Planner | None = None
         if self.plan != "none":
             if pipe.analyzer is not None:
