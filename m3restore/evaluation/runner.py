@@ -148,17 +148,17 @@ def model_methods(
     used: set[str] = set()
     for w in weights or [None]:
         restorer = load_restorer(w, plan=plan, device=device, dtype=dtype, tile=tile, ensemble=ensemble)
-        pipe = restorer.pipe
+        pipe, planned = restorer.pipe, restorer.planner is not None
         label = pipe.bundle.name if pipe.bundle is not None else "m3restore"
         if ensemble > 1:
             label = f"{label}-x{ensemble}"
-        if restorer.planner is not None:
+        if planned:
             label = f"{label}+plan"
         base, n = label, 2
         while _slug(label) in used:
             label, n = f"{base}-{n}", n + 1
         used.add(_slug(label))
-        info = _weights_info(pipe, label) | {"plan": plan if restorer.planner is not None else "none"}
+        info = _weights_info(pipe, label) | {"plan": plan if planned else "none"}
 
         def prepare(item: EvalItem, pipe=pipe) -> None:
             if item.prompt and pipe.text_encoder_name:
@@ -169,10 +169,10 @@ def model_methods(
             def restore(item: EvalItem, restorer=restorer, mode=mode) -> tuple[np.ndarray, str]:
                 prompt = {"correct": item.prompt, "empty": "", "wrong": wrong_prompt(item.prompt)}[mode]
                 out = restorer(item.model_input, prompt=prompt, seed=seed)
-                plan = restorer.last.plan
-                if plan is None:
+                report = restorer.last.plan  # not ``plan``: that is the --plan the rows were made with
+                if report is None:
                     return out, restorer.pipe.last.prompt
-                return out, "; ".join(f"{r.step}: {r.prompt}" for r in plan.records if r.kept) or "(unchanged)"
+                return out, "; ".join(f"{r.step}: {r.prompt}" for r in report.records if r.kept) or "(unchanged)"
 
             methods.append(
                 Method(
@@ -183,7 +183,7 @@ def model_methods(
                     prompt_mode=mode,
                     weights=info,
                     description=f"M3-UNet bundle {info.get('path', label)}"
-                    + (f", plan {plan} with the installed specialists" if restorer.planner is not None else ""),
+                    + (f", plan {plan} with the installed specialists" if planned else ""),
                     prepare=prepare,
                 )
             )

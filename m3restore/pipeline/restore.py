@@ -371,6 +371,21 @@ def to_rgb(image):
     return _array_to_rgb(np.asarray(image))
 
 
+def is_grey(image) -> bool:
+    """Whether ``image`` (any kind :func:`to_rgb` takes) holds one channel, alpha aside: its
+    result comes back grey, so greyness is nothing to fix."""
+    from PIL import Image as PILImage
+
+    from m3restore.io import Image
+
+    if isinstance(image, Image):
+        return image.is_grey
+    if isinstance(image, PILImage.Image):
+        return PILImage.getmodebase(image.mode) == "L"
+    array = np.asarray(image)
+    return array.ndim == 2 or array.shape[-1] in (1, 2)
+
+
 # Pillow modes whose samples go past 8 bits: convert("RGB") would clip them at 255.
 _PIL_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
@@ -406,7 +421,7 @@ def _pil_to_rgb(image):
                 result.putalpha(alpha)
         # what Pillow saves with the picture: the profile where it fits the result's pixels
         # (not a CMYK one on converted RGB), the DPI only at the same size
-        grey = result.mode not in ("RGB", "RGBA")
+        grey = is_grey(result)
         for key in ("exif", "dpi", "icc_profile"):
             if key not in image.info or (key == "dpi" and result.size != size):
                 continue
@@ -429,7 +444,7 @@ def _array_to_rgb(arr: np.ndarray):
         raise ConfigError(f"an empty image (shape {arr.shape})")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
         raise ConfigError(f"expected an HxW, HxWx1, HxWx3 or, with alpha, HxWx2/HxWx4 image; got shape {arr.shape}")
-    alpha = None
+    grey, alpha = is_grey(arr), None
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
         arr, alpha = arr[..., :-1], arr[..., -1:]
     scale = _FULL_SCALE.get(arr.dtype)
@@ -445,11 +460,11 @@ def _array_to_rgb(arr: np.ndarray):
             raise ConfigError(f"float pixels must lie in [0, 1]; these span [{low:.3g}, {high:.3g}]{hint}")
     f = np.clip(arr.astype(np.float32) / (scale or 1), 0, 1)
     shape = arr.shape
-    if arr.ndim == 2 or shape[2] == 1:
+    if grey:
         f = np.repeat(f.reshape(shape[0], shape[1], 1), 3, axis=2)
 
     def back(out):
-        if arr.ndim == 2 or shape[2] == 1:
+        if grey:
             out = out.mean(axis=2).reshape(shape)
         if scale is not None:
             out = np.round(out * scale).astype(arr.dtype)

@@ -25,7 +25,7 @@ import torch
 
 from m3restore.errors import ConfigError
 from m3restore.pipeline.planner import Planner, PlanReport, Pool, parse_plan, read_mask
-from m3restore.pipeline.restore import load_pipeline, to_rgb
+from m3restore.pipeline.restore import is_grey, load_pipeline, to_rgb
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Restorer:
             if seed is not None:
                 torch.manual_seed(seed)
             outcome.caption = self.pipe.captioner.caption(rgb) if self.pipe.captioner is not None else ""
-            result = self.planner.run(rgb, self.plan, prompt, outcome.caption, grey=_is_grey(image))
+            result = self.planner.run(rgb, self.plan, prompt, outcome.caption, grey=is_grey(image))
             if self.plan == "auto" and prompt and not result.report.planned:
                 outcome.fell_back = True  # nothing to plan, yet the user's words ask for a restoration
             else:
@@ -86,17 +86,3 @@ def load_restorer(weights=None, *, plan: str | list[str] = "auto", mask=None, **
     """Open a weights bundle (default: the shipped one) with its planner; ``kwargs`` go to
     :func:`~m3restore.pipeline.restore.load_pipeline` (device, dtype, tile, ensemble ...)."""
     return Restorer(load_pipeline(weights, **kwargs), plan, mask=mask)
-
-
-def _is_grey(image) -> bool:
-    """Whether ``image`` holds one channel (it comes back grey, so greyness is nothing to fix)."""
-    from PIL import Image as PILImage
-
-    from m3restore.io import Image
-
-    if isinstance(image, Image):
-        return image.is_grey
-    if isinstance(image, PILImage.Image):
-        return PILImage.getmodebase(image.mode) == "L"
-    array = np.asarray(image)
-    return array.ndim == 2 or array.shape[-1] in (1, 2)
