@@ -109,12 +109,15 @@ def test_analyze_gives_every_label_and_a_canonical_sentence(model):
 
 
 def test_targets_fold_and_mask():
-    record = [Applied("gaussian-blur", 0.5), Applied("poisson", 0.1), Applied("jpeg", 0.9)]
+    record = [Applied("gaussian-blur", 0.5), Applied("poisson", 0.05), Applied("jpeg", 0.9)]
     present, strength, pmask, smask = ta.targets(record)
     i = {n: LABELS.index(n) for n in LABELS}
     assert present[i["defocus"]] == 1 and strength[i["defocus"]] == 0.5
     assert present[i["noise"]] == 1 and pmask[i["noise"]] == 0  # too weak to see: presence not trained
     assert present[i["jpeg"]] == 1 and smask[i["jpeg"]] == 1
+    # light noise shows where other damage of the same strength does not
+    light = ta.targets([Applied("noise", 0.1), Applied("jpeg", 0.1)])[2]
+    assert light[i["noise"]] == 1 and light[i["jpeg"]] == 0
     assert present[i["motion-blur"]] == 0 and pmask[i["motion-blur"]] == 1 and smask[i["motion-blur"]] == 0
     grey = ta.targets([], grey=True)[0]
     assert grey[i["greyscale"]] == 1
@@ -281,3 +284,18 @@ def test_cli_stage_analyzer(tmp_path, tiny_bundle, monkeypatch):
     assert open_bundle(target).index["components"]["predictor"]  # the rest of the bundle stays
     missing = CliRunner().invoke(app, ["train", "--stage", "analyzer", "--out", str(tmp_path / "r2")])
     assert missing.exit_code == 2 and "--root" in missing.output
+
+
+def test_noise_floor_counts_photos_called_noisy(monkeypatch):
+    seen = []
+
+    def fake(model, image):  # "noisy" when the image is far from the clean one
+        seen.append(image.dtype)
+        noisy = float(np.abs(image - photo).mean()) > 4 / 255
+        return Analysis([Finding(n, float(noisy), 0.1, noisy and n == "noise") for n in LABELS])
+
+    photo = np.full((16, 16, 3), 0.5, np.float32)
+    monkeypatch.setattr(ta, "analyze", fake)
+    rates = ta.evaluate_noise_floor(None, [photo, photo], sigmas=(0, 2, 12))
+    assert rates == {"0": 0.0, "2": 0.0, "12": 1.0}
+    assert set(seen) == {np.dtype(np.float32)} and len(seen) == 6

@@ -12,6 +12,7 @@ from cli_helpers import one_error_line, run
 
 from m3restore.caption.degradation import Analysis, AnalyzerConfig, DegradationAnalyzer, Finding
 from m3restore.errors import ConfigError, WeightsError
+from m3restore.pipeline.batch import plan_table
 from m3restore.pipeline.planner import (
     ORDER,
     STEPS,
@@ -46,11 +47,14 @@ def fake_analyze(img: np.ndarray) -> Analysis:
     return Analysis(findings)
 
 
-def fixer(name: str, clears: str | None = None, adds: str | None = None, calls: list | None = None):
+def fixer(name: str, clears: str | None = None, adds: str | None = None, calls: list | None = None, nudge=0.0):
+    """A network stand-in; ``nudge`` shifts the other pixels (a visible change that fixes nothing)."""
+
     def run(img, step, prompt):
         if calls is not None:
             calls.append((name, step, prompt))
         out = img.copy()
+        out[1:, 1:] += nudge
         if clears:
             out[0, 0, FLAGS[clears]] = 0
         if adds:
@@ -183,7 +187,7 @@ def test_clean_image_passes_through_unchanged():
 
 
 def test_step_budget_stops_the_run():
-    pool = [Candidate(f"useless{i}", ("denoise",), "network", fixer("u"), priority=i) for i in range(5)]
+    pool = [Candidate(f"useless{i}", ("denoise",), "network", fixer("u", nudge=0.05), priority=i) for i in range(5)]
     result = planner(pool, budget=3).run(picture("noise"), "auto")
     assert len(result.report.records) == 3 and result.report.budget_spent
     json.dumps(result.report.to_dict())  # everything in the record is JSON
@@ -509,3 +513,23 @@ def test_caption_and_plan_name_the_pictures_they_do_not_read(planning_bundle, ph
         code, output = run(command, folder, "--weights", planning_bundle)
         assert code == 1 and one_error_line(output), output
         assert "b.heic: HEIC is not read by m3restore" in output and "a.png" in output
+
+
+def test_a_specialist_that_changes_nothing_ends_its_step():
+    calls = []
+    pool = [
+        Candidate("denoiser", ("denoise",), "network", fixer("dn", calls=calls), priority=20),
+        Candidate("all-in-one", ("denoise", "deblur"), "network", fixer("aio", clears="noise", calls=calls)),
+    ]
+    result = planner(pool).run(picture("noise"), "auto")
+    assert [c[0] for c in calls] == ["dn"]  # the all-in-one would have "fixed" it: not tried
+    record = result.report.records[0]
+    assert not record.kept and record.changed_nothing and record.change_db == 99.0
+    assert result.report.nothing_found == ["denoise"] and result.report.to_dict()["nothing_found"] == ["denoise"]
+    assert "changed nothing" in str(plan_table("x.png", result.report).caption)
+    # a specialist that changes the picture without fixing it leaves the next model its turn
+    calls.clear()
+    pool[0] = Candidate("denoiser", ("denoise",), "network", fixer("dn", calls=calls, nudge=0.05), priority=20)
+    result = planner(pool).run(picture("noise"), "auto")
+    assert [c[0] for c in calls] == ["dn", "aio"] and result.report.kept_steps() == ["denoise"]
+    assert not result.report.records[0].changed_nothing and not result.report.nothing_found

@@ -317,13 +317,17 @@ def plan_table(source, plan) -> Table:
         return table
     for i, r in enumerate(plan.records, 1):
         verdict = "[green]kept[/]" if r.kept else "[red]rolled back[/]"
+        if not r.kept and r.changed_nothing:
+            verdict += " (changed nothing)"
         table.add_row(
             str(i), r.step, r.model, r.why, r.prompt, _check_text(r), verdict, f"{r.seconds:.2f}",
         )  # fmt: skip
     for step, why in plan.unavailable:
         table.add_row("", step, "[red]none[/]", why, "", "", "[yellow]skipped[/]", "")
+    notes = [f"{s}: its specialist changed nothing, so no other model was tried" for s in plan.nothing_found]
     if plan.budget_spent:
-        table.caption = "step budget spent"
+        notes.append("step budget spent")
+    table.caption = "; ".join(notes) or None
     return table
 
 

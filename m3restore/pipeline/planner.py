@@ -19,7 +19,8 @@
    sharpness for deblur, noise σ for denoise …, which stay valid on a network's output, where the
    analyzer's reading does not) all improved without new damage appearing (see
    :meth:`Planner._verdict`). A step neither sees working is rolled back and the next candidate
-   is tried. The run re-plans from the new findings (dropping
+   is tried, unless it was the step's specialist and it changed nothing (:data:`UNCHANGED_DB`):
+   then the damage is taken as absent. The run re-plans from the new findings (dropping
    what is fixed; steps first seen in a network's output are not added, see ``Planner._replan``)
    and stops when nothing fixable is left or the step budget is spent.
 
@@ -103,6 +104,14 @@ MIN_GAIN = 0.02  # damage (see :func:`damage`) a step must remove for the analyz
 # adding damage. After good deblur passes on the 37 real GoPro frames (train + val, whole), the
 # largest rise was 0.056 (a faint "low resolution" reading of the smooth output).
 NEW_DAMAGE_TOLERANCE = 0.1
+#: A pass whose output is this close to its input (PSNR, dB; 48 dB is an RMS change of one level
+#: in 255) changed nothing. When a step's specialist, trained on that damage alone, changes
+#: nothing with every wording it is given, the damage is taken as absent and no other model is
+#: tried for the step. Without this rule an analyzer that read the fine texture of a clean photo
+#: (Kodak24 kodim13) as mild noise got it smoothed: the denoising specialist left it as it was
+#: (51.5 dB) and was rolled back, then the all-in-one tried next removed the texture (31.5 dB
+#: against the photo) and was kept, as its noise estimate fell.
+UNCHANGED_DB = 48.0
 # Below this probability the analyzer's kind of blur (motion or defocus) is not named to a
 # specialist: told the wrong kind, the deblur specialist restores almost nothing; told none, it
 # restores either kind fairly well. On small rendered text the analyzer often reads motion blur
@@ -263,6 +272,11 @@ class StepRecord:
     analyzer_seconds: float
     findings_after: list[dict] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)  # checks.CheckResult.to_dict() of each direct check
+    change_db: float = 99.0  # PSNR of the output against the step's input (99: identical)
+
+    @property
+    def changed_nothing(self) -> bool:
+        return self.change_db >= UNCHANGED_DB
 
     def to_dict(self) -> dict:
         lists = ("findings_after", "checks")
@@ -281,6 +295,7 @@ class PlanReport:
     final_findings: list[dict] = field(default_factory=list)
     passthrough: bool = False
     budget_spent: bool = False
+    nothing_found: list[str] = field(default_factory=list)  # steps whose specialist changed nothing
     analyzer_seconds: float = 0.0
     restore_seconds: float = 0.0
     first_choice: dict[str, str] = field(default_factory=dict)  # dry run: step -> model tried first
@@ -303,6 +318,7 @@ class PlanReport:
             "final_findings": self.final_findings,
             "passthrough": self.passthrough,
             "budget_spent": self.budget_spent,
+            "nothing_found": self.nothing_found,
             "partial": self.partial,
             "analyzer_seconds": round(self.analyzer_seconds, 4),
             "restore_seconds": round(self.restore_seconds, 4),
@@ -539,7 +555,11 @@ class Planner:
             if not candidates:
                 report.unavailable.append((step, self._why_not(step, grey)))
             attempts = [(c, *words) for c in candidates for words in _wordings(step, c, analysis, content, named)]
+            quiet: dict[str, bool] = {}  # specialist -> every wording so far changed nothing
             for candidate, prompt, why in attempts:
+                if candidate.name not in quiet and any(quiet.values()):
+                    report.nothing_found.append(step)  # see UNCHANGED_DB
+                    break
                 if len(report.records) >= self.budget:
                     report.budget_spent = True
                     break
@@ -547,6 +567,8 @@ class Planner:
                 if result is not None:
                     img, analysis = result
                     break
+                if candidate.kind == "network" and len(candidate.steps) == 1:
+                    quiet[candidate.name] = quiet.get(candidate.name, True) and report.records[-1].changed_nothing
             if report.budget_spent:
                 break
             if fixed is None:  # re-plan from what the analyzer sees now
@@ -612,6 +634,7 @@ class Planner:
             StepRecord(
                 step, candidate.describe(), prompt, why, damage(analysis), damage(after), kept, seconds,
                 report.analyzer_seconds - a0, [f.to_dict() for f in after.detected], [c.to_dict() for c in checks],
+                _change_db(img, out),
             )
         )  # fmt: skip
         return (out, after) if kept else None
@@ -638,6 +661,12 @@ class Planner:
         own = frozenset(label for s in step.split("+") for label in STEPS[s].labels)
         other = frozenset(f.name for f in before.findings) - own
         return damage(after, other) <= damage(before, other) + NEW_DAMAGE_TOLERANCE
+
+
+def _change_db(before: np.ndarray, after: np.ndarray) -> float:
+    """PSNR (dB, data range 1) of ``after`` against ``before``; 99 when they are identical."""
+    mse = float(np.mean((np.asarray(after, np.float64) - np.asarray(before, np.float64)) ** 2))
+    return 99.0 if mse <= 1e-10 else min(99.0, 10 * float(np.log10(1.0 / mse)))
 
 
 def _mode(plan) -> str:
