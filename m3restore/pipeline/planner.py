@@ -157,6 +157,11 @@ class Candidate:
     run: Callable[[np.ndarray, str, str], np.ndarray]  # (image, step, prompt) -> image
     priority: int = 50  # lower is tried first
 
+    @property
+    def specialist(self) -> bool:
+        """Does one step only (a network trained on that damage alone, or a single-step tool)."""
+        return len(self.steps) == 1
+
     def describe(self) -> str:
         return f"{self.name} ({self.kind})"
 
@@ -442,7 +447,7 @@ def _wordings(step: str, candidate: Candidate, analysis, content: str, named) ->
     kind of damage is first told none (see :func:`step_prompt`), then, if that pass is rolled
     back, the analyzer's kind."""
     told = step_prompt(step, analysis, content, named)
-    if len(candidate.steps) != 1:
+    if not candidate.specialist:
         return [told]
     untold = step_prompt(step, analysis, content, named, specialist=True)
     return [untold] if untold[0] == told[0] else [untold, told]
@@ -514,7 +519,7 @@ class Planner:
         report.first_choice = {s: c[0].describe() for s, c in candidates.items() if c}
         named = user_named(prompt)
         for s, c in candidates.items():  # why, as the step's first candidate would be told
-            specialist = any(len(first.steps) == 1 for first in c[:1])
+            specialist = any(first.specialist for first in c[:1])
             report.why[s] = step_prompt(s, analysis, named=named, specialist=specialist)[1]
         return report
 
@@ -567,7 +572,7 @@ class Planner:
                 if result is not None:
                     img, analysis = result
                     break
-                if candidate.kind == "network" and len(candidate.steps) == 1:
+                if candidate.kind == "network" and candidate.specialist:
                     quiet[candidate.name] = quiet.get(candidate.name, True) and report.records[-1].changed_nothing
             if report.budget_spent:
                 break
@@ -602,7 +607,7 @@ class Planner:
         first = {
             s: nets[0]
             for s in todo
-            if s not in faint and (nets := [c for c in self.pool.for_step(s) if len(c.steps) > 1])
+            if s not in faint and (nets := [c for c in self.pool.for_step(s) if not c.specialist])
         }
         lead = first.get(todo[0])  # a faint first step runs on its own first, keeping the order
         group = [s for s in todo if s in first and first[s] is lead]
@@ -664,9 +669,10 @@ class Planner:
 
 
 def _change_db(before: np.ndarray, after: np.ndarray) -> float:
-    """PSNR (dB, data range 1) of ``after`` against ``before``; 99 when they are identical."""
-    mse = float(np.mean((np.asarray(after, np.float64) - np.asarray(before, np.float64)) ** 2))
-    return 99.0 if mse <= 1e-10 else min(99.0, 10 * float(np.log10(1.0 / mse)))
+    """PSNR (dB, data range 1) of ``after`` against ``before``, at most 99 (identical)."""
+    from m3restore.metrics.quality import psnr
+
+    return min(99.0, psnr(after, before))
 
 
 def _mode(plan) -> str:

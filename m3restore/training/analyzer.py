@@ -456,13 +456,14 @@ def evaluate_noise_floor(
     """Share of ``photos`` called noisy with seeded Gaussian noise of each sigma (0-255), saved to 8 bits.
 
     Sigma 0 is the photo itself: the false-alarm rate. Keys are the sigmas as strings."""
+    from m3restore.io import from_uint8, to_uint8
+
     rng = np.random.default_rng(seed)
     out = {}
     for sigma in sigmas:
         hits = 0
         for photo in photos:
-            noisy = photo + rng.normal(0.0, sigma / 255, photo.shape) if sigma else photo
-            noisy = (np.round(np.clip(noisy, 0, 1) * 255) / 255).astype(np.float32)
+            noisy = from_uint8(to_uint8(photo + rng.normal(0.0, sigma / 255, photo.shape) if sigma else photo))
             hits += any(f.name == "noise" for f in analyze(model, noisy).detected)
         out[str(sigma)] = hits / max(1, len(photos))
     return out
