@@ -72,6 +72,7 @@ VISIBLE = 0.15  # presence is not trained below this strength ...
 #: sigma 4 on 0-255 is plain on flat areas, and the denoiser gains about 5 dB at sigma 5 (Kodak24;
 #: docs/experiments/analyzer-legs11-12/, the first legs trained so).
 VISIBLE_FROM = {"noise": 0.08}
+NOISE_FLOOR_SIGMAS = (0, 2, 3, 4, 5, 6, 8, 12)  # evaluate_noise_floor's check, on 0-255
 REAL_BLUR_STRENGTH = 0.17  # a real blurred frame's motion-blur strength target: mild (see targets())
 TEXT_FRACTION = 0.2  # share of training samples that are text scenes (see text_scene())
 TEXT_SEED = 11  # training text scenes draw their pictures from this seed; benchmarks use others
@@ -451,7 +452,7 @@ def evaluate_real_blur(model: DegradationAnalyzer, blurred: list[Path], sharp: l
 
 
 def evaluate_noise_floor(
-    model: DegradationAnalyzer, photos: list[np.ndarray], sigmas=(0, 2, 4, 6, 8, 12), seed: int = 0
+    model: DegradationAnalyzer, photos: list[np.ndarray], sigmas=NOISE_FLOOR_SIGMAS, seed: int = 0
 ) -> dict[str, float]:
     """Share of ``photos`` called noisy with seeded Gaussian noise of each sigma (0-255), saved to 8 bits.
 
