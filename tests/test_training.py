@@ -153,6 +153,44 @@ def test_warm_start_starts_from_the_bundle(clean_dir, tiny_bert_folder, tmp_path
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
 
 
+def test_grow_adds_blocks_that_start_as_the_identity(clean_dir, tiny_bert_folder, tmp_path):
+    cfg = config(clean_dir, tiny_bert_folder, iterations=2)
+    base = train(cfg, tmp_path / "base", log=lambda m: None)
+    # lr 1e-12: the grown run's weights are its start, which must compute the bundle's function
+    grown = config(clean_dir, tiny_bert_folder, iterations=1, lr=1e-12, ema_decay=0.0, grow={"dec_blocks": [3, 1]})
+    lines = []
+    run = train(grown, tmp_path / "grown", init=str(base), log=lines.append)
+    assert "grew the network by 2 blocks (dec_blocks [1, 1] -> [3, 1]); same output as the bundle's" in lines
+    old, new = open_bundle(base).load("predictor"), open_bundle(run).load("predictor")
+    assert new.config.dec_blocks == (3, 1) and len(new.decoders[-1]) == 3
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (new(x) - old(x)).abs().max() < 1e-5
+    # the run resumes with its grown network (the checkpoint's config), without --init
+    more = train(dataclasses.replace(grown, iterations=2), tmp_path / "grown", resume=True, log=lambda m: None)
+    assert open_bundle(more).load("predictor").config.dec_blocks == (3, 1)
+
+
+def test_grow_errors(clean_dir, tiny_bert_folder, tmp_path):
+    # lr 1e-2: blocks far enough from the identity for their dilations to matter
+    base = train(config(clean_dir, tiny_bert_folder, iterations=3, lr=1e-2), tmp_path / "base", log=lambda m: None)
+
+    def grown(changes):
+        cfg = config(clean_dir, tiny_bert_folder, iterations=1, grow=changes)
+        return train(cfg, tmp_path / "grown", init=str(base), log=lambda m: None)
+
+    with pytest.raises(ConfigError, match=r"unknown key 'width'; valid: enc_blocks, middle_blocks, dec_blocks"):
+        config(clean_dir, tiny_bert_folder, grow={"width": 16})
+    with pytest.raises(ConfigError, match="give it with --init"):
+        train(config(clean_dir, tiny_bert_folder, grow={"middle_blocks": 4}), tmp_path / "x", log=lambda m: None)
+    with pytest.raises(ConfigError, match=r"dec_blocks \[0, 1\] is not the bundle's \[1, 1\] or more"):
+        grown({"dec_blocks": [0, 1]})
+    # one middle block more shifts the dilations of the decoder's blocks: refused, not trained
+    with pytest.raises(ConfigError, match="does not compute the bundle's function.*add 3 blocks at a time"):
+        grown({"middle_blocks": 2})
+    grown({"middle_blocks": 4})  # a whole cycle of dilations (3, 4, 5) keeps every later block's
+
+
 def test_resume_without_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match="no checkpoint"):
         train(None, tmp_path, resume=True)

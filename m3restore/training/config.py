@@ -7,6 +7,7 @@ and CLI options override single fields. Unknown keys are errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from m3restore.errors import unknown_choice
 from m3restore.models.m3unet import M3UNetConfig
@@ -15,6 +16,7 @@ from m3restore.training.losses import LOSSES
 
 DATASET_KINDS = ("gopro", "realblur-j", "realblur-r", "hide", "pairs", "clean", "text")
 STAGES = ("predictor", "refiner")
+GROWABLE = ("enc_blocks", "middle_blocks", "dec_blocks")  # block counts --init can grow (TrainConfig.grow)
 
 
 @dataclass
@@ -91,8 +93,17 @@ class TrainConfig:
     # The planner steps the exported bundle declares it fixes; empty: derived from the sources
     # (a paired source's from its prompt, which needs the text-cleaning packages).
     fixes: list[str] = field(default_factory=list)
+    # With --init: more blocks than the bundle's network has, e.g. {"dec_blocks": [3, 1, 1]}. The
+    # bundle's blocks keep their weights and the added ones start as the identity (their residual
+    # scales are zero), so training starts from exactly the bundle's function.
+    grow: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.grow) - set(GROWABLE))
+        if unknown:
+            raise ValueError(f"grow: {unknown_choice('key', unknown[0], GROWABLE)}")
+        if self.grow and self.stage != "predictor":
+            raise ValueError("grow is for the predictor stage")
         if self.lr_schedule not in ("step", "cosine"):
             raise ValueError(unknown_choice("lr_schedule", self.lr_schedule, ("step", "cosine")))
         if self.mixed_precision not in ("no", "fp16", "bf16"):

@@ -246,6 +246,8 @@ def train(
     if resume:
         state = load_checkpoint(out)
         cfg = from_dict(TrainConfig, state["config"], where="checkpoint config")
+    elif cfg.grow and not init:
+        raise ConfigError("grow adds blocks to the network of a bundle: give it with --init")
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / ".write-test").touch()

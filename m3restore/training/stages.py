@@ -44,6 +44,51 @@ def _warm_start(init: str, component: str, log):
     return model
 
 
+def _counts(value) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def grow(model, changes: dict, log):
+    """``model`` with more blocks (``changes``: block counts of its config), computing the same function.
+
+    The old blocks keep their weights; the added ones are fresh M3 blocks, whose zero residual
+    scales make them the identity. Adding blocks shifts the dilation cycle of every block built
+    after them unless a whole number of cycles is added, so the result is checked: on a random
+    input the grown network must give the old one's output.
+    """
+    from m3restore.errors import ConfigError
+    from m3restore.models.m3unet import M3UNet
+
+    old = model.config
+    try:
+        config = replace(copy.deepcopy(old), **changes)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"grow: {error}") from None
+    counts = {k: (_counts(getattr(old, k)), _counts(getattr(config, k))) for k in changes}
+    for key, (before, after) in counts.items():
+        if len(after) != len(before) or any(a < b for b, a in zip(before, after)):
+            raise ConfigError(f"grow: {key} {list(after)} is not the bundle's {list(before)} or more at every level")
+    torch.manual_seed(0)
+    grown = M3UNet(config)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected, unexpected  # only blocks were added
+    probe = torch.rand(
+        1, old.in_channels, 2 * old.multiple, 2 * old.multiple, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        drift = float((grown.eval()(probe) - model.eval()(probe)).abs().max())
+    if drift > 1e-5:
+        raise ConfigError(
+            f"grow: the grown network does not compute the bundle's function (max difference {drift:.3g}): "
+            f"blocks added before others shift their dilations; add {len(old.dilations)} blocks at a time "
+            "there, or add them to the last decoder level (dec_blocks[0])"
+        )
+    added = sum(key.endswith(".beta") for key in missing)  # one per M3 block
+    sizes = ", ".join(f"{k} {list(b)} -> {list(a)}" for k, (b, a) in counts.items())
+    log(f"grew the network by {added} blocks ({sizes}); same output as the bundle's")
+    return grown.train()
+
+
 class PredictorStage:
     """The one-pass M3-UNet predictor, trained with the multi-scale loss of ``cfg.loss`` (L1 or PSNR)."""
 
@@ -60,6 +105,8 @@ class PredictorStage:
         if not init:
             return cfg, M3UNet(cfg.model)
         model = _warm_start(init, "predictor", log)
+        if cfg.grow:
+            model = grow(model, cfg.grow, log)
         return replace(cfg, model=model.config), model
 
     def loss(self, model, inp, target, text):
