@@ -166,6 +166,10 @@ def test_grow_adds_blocks_that_start_as_the_identity(clean_dir, tiny_bert_folder
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert (new(x) - old(x)).abs().max() < 1e-5
+    # a further leg from the grown bundle, with the same config, keeps its network as it is
+    lines.clear()
+    train(grown, tmp_path / "next", init=str(run), log=lines.append)
+    assert "grow: the bundle's network already has these blocks (dec_blocks)" in lines
     # the run resumes with its grown network (the checkpoint's config), without --init
     more = train(dataclasses.replace(grown, iterations=2), tmp_path / "grown", resume=True, log=lambda m: None)
     assert open_bundle(more).load("predictor").config.dec_blocks == (3, 1)

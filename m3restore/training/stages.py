@@ -68,10 +68,12 @@ def grow(model, changes: dict, log):
     for key, (before, after) in counts.items():
         if len(after) != len(before) or any(a < b for b, a in zip(before, after)):
             raise ConfigError(f"grow: {key} {list(after)} is not the bundle's {list(before)} or more at every level")
-    torch.manual_seed(0)
-    grown = M3UNet(config)
+    grown = M3UNet(config)  # the added blocks drawn from the run's seeded generator
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected, unexpected  # only blocks were added
+    if not missing:
+        log(f"grow: the bundle's network already has these blocks ({', '.join(changes)})")
+        return model
     probe = torch.rand(
         1, old.in_channels, 2 * old.multiple, 2 * old.multiple, generator=torch.Generator().manual_seed(0)
     )
