@@ -68,12 +68,13 @@ def grow(model, changes: dict, log):
     for key, (before, after) in counts.items():
         if len(after) != len(before) or any(a < b for b, a in zip(before, after)):
             raise ConfigError(f"grow: {key} {list(after)} is not the bundle's {list(before)} or more at every level")
-    grown = M3UNet(config)  # the added blocks drawn from the run's seeded generator
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected, unexpected  # only blocks were added
-    if not missing:
+    added = sum(sum(after) - sum(before) for before, after in counts.values())
+    if not added:
         log(f"grow: the bundle's network already has these blocks ({', '.join(changes)})")
         return model
+    grown = M3UNet(config)  # the added blocks drawn from the run's seeded generator
+    _, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected, unexpected  # only blocks were added
     probe = torch.rand(
         1, old.in_channels, 2 * old.multiple, 2 * old.multiple, generator=torch.Generator().manual_seed(0)
     )
@@ -85,7 +86,6 @@ def grow(model, changes: dict, log):
             f"blocks added before others shift their dilations; add {len(old.dilations)} blocks at a time "
             "there, or add them to the last decoder level (dec_blocks[0])"
         )
-    added = sum(key.endswith(".beta") for key in missing)  # one per M3 block
     sizes = ", ".join(f"{k} {list(b)} -> {list(a)}" for k, (b, a) in counts.items())
     log(f"grew the network by {added} blocks ({sizes}); same output as the bundle's")
     return grown.train()
