@@ -201,9 +201,11 @@ def info(weights: str | None = typer.Option(None, help="Weights bundle: a folder
         out.print(f"text encoder: {te.get('name')} ({te.get('dim')}-d)")
     tr = bundle.index.get("training")
     if tr:
+        averaged = f", the mean of {len(tr['average_of'])} runs" if tr.get("average_of") else ""
+        val = f", validation PSNR {tr['val_psnr']} dB" if tr.get("val_psnr") is not None else ""
         out.print(
             f"trained: recipe {tr.get('recipe')}, {tr.get('iterations')} iterations, "
-            f"{tr.get('wall_time_s')} s on {tr.get('device')}, validation PSNR {tr.get('val_psnr')} dB",
+            f"{tr.get('wall_time_s')} s on {tr.get('device')}{averaged}{val}",
             soft_wrap=True,
         )
         legs = [*bundle.index.get("earlier_legs", []), tr]
@@ -344,12 +346,29 @@ def promote(
     tr = index["training"]
     legs = len(index["earlier_legs"]) + 1
     out.print(
-        f"promoted {source} into {target} (shipped leg {legs} on its record): {tr.get('iterations')} iterations, "
-        f"validation PSNR {tr.get('val_psnr')} dB",
+        f"promoted {source} into {target} (shipped leg {legs} on its record): {tr.get('iterations')} iterations"
+        + (f", validation PSNR {tr['val_psnr']} dB" if tr.get("val_psnr") is not None else ""),
         soft_wrap=True,
     )
     if (target / "MODEL_CARD.md").exists():
         out.print(f"{target / 'MODEL_CARD.md'} is unchanged: re-measure and update it", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def average(
+    sources: list[str] = typer.Argument(..., help="Two or more runs' bundles of one model from one start."),
+    out_dir: Path = typer.Option(..., "--out", help="The new bundle folder."),
+    storage: str = typer.Option("float32", help="float32 or float16."),
+):
+    """Average the weights of several runs of one leg (e.g. different seeds) into a new bundle.
+
+    Measure it beside the runs themselves; ship it with `m3restore promote` like any run's bundle.
+    """
+    from m3restore.weights import average_bundles
+
+    path = average_bundles(sources, out_dir, storage=storage)
+    out.print(f"wrote the mean of {len(sources)} bundles to {path}", soft_wrap=True)
 
 
 def _check_same_predictor(add_to: str, predictor: str | None) -> None:

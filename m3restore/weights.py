@@ -304,6 +304,69 @@ def convert_bundle(source: str | os.PathLike, target: str | os.PathLike, *, stor
     return target
 
 
+def average_bundles(sources: list[str | os.PathLike], target: str | os.PathLike, *, storage: str = "float32") -> Path:
+    """Write at the new folder ``target`` the uniform mean of the weights of ``sources``.
+
+    The sources are training runs of one model from the same start, e.g. one leg run twice with
+    different seeds: their mean (a "model soup") often scores above each of them. Every source
+    must hold the same components with identical configs, the same text encoder and ``fixes``, and
+    a training record. The new bundle's ``training`` record sums the runs' iterations and wall
+    time and keeps each run's own record under ``average_of``, so promoting it ships one leg
+    whose cost is on record. Integer tensors (counters) must agree; floating ones are averaged
+    in float64 and stored as ``storage``.
+    """
+    import torch
+
+    if len(sources) < 2:
+        raise WeightsError("averaging needs two or more bundles")
+    target = Path(target)
+    if target.exists():
+        raise WeightsError(f"{target}: already exists; average into a new folder")
+    bundles = [open_bundle(source) for source in sources]
+    first = bundles[0]
+    for other in bundles[1:]:
+        if other.components != first.components:
+            raise WeightsError(
+                f"{other.path}: components {', '.join(other.components)} differ from {first.path}'s "
+                f"({', '.join(first.components)})"
+            )
+        for component in first.components:
+            same_class = other.index["components"][component]["class"] == first.index["components"][component]["class"]
+            if not same_class or other.config(component) != first.config(component):
+                raise WeightsError(f"{other.path}: its '{component}' is not built like {first.path}'s (config differs)")
+        for key in ("text_encoder", "fixes"):
+            if other.index.get(key) != first.index.get(key):
+                raise WeightsError(f"{other.path}: {key} {other.index.get(key)!r} differs from {first.path}'s")
+    for bundle in bundles:
+        if "training" not in bundle.index:
+            raise WeightsError(f"{bundle.path}: no training record in model_index.json; average training runs' bundles")
+    modules = {}
+    for component in first.components:
+        states = [bundle.load(component).state_dict() for bundle in bundles]
+        mean = {}
+        for key, tensor in states[0].items():
+            if tensor.is_floating_point():
+                mean[key] = torch.stack([state[key].double() for state in states]).mean(0).to(tensor.dtype)
+            elif all(torch.equal(state[key], tensor) for state in states[1:]):
+                mean[key] = tensor
+            else:
+                raise WeightsError(f"cannot average '{component}': its integer tensor {key} differs between bundles")
+        module = first.load(component)
+        module.load_state_dict(mean)
+        modules[component] = module
+    records = [dict(bundle.index["training"], bundle=str(bundle.path)) for bundle in bundles]
+    training = {
+        **{k: v for k, v in first.index["training"].items() if k not in ("val_psnr", "config")},
+        "iterations": sum(r.get("iterations") or 0 for r in records),
+        "wall_time_s": round(sum(r.get("wall_time_s") or 0 for r in records), 1),
+        "val_psnr": None,
+        "average_of": records,
+    }
+    own = ("format", "format_version", "name", "m3restore_version", "components", "training")
+    extra = {k: v for k, v in first.index.items() if k not in own}
+    return save_bundle(target, modules, name=first.name, storage=storage, training=training, **extra)
+
+
 def set_index_fields(path: str | os.PathLike, **fields: Any) -> Path:
     """Set top-level fields of a bundle's model_index.json (e.g. ``fixes``), atomically.
 

@@ -14,7 +14,7 @@ from test_weights import tiny_net
 
 from m3restore.caption.degradation import AnalyzerConfig, DegradationAnalyzer
 from m3restore.errors import WeightsError
-from m3restore.weights import convert_bundle, open_bundle, promote_bundle, save_bundle, sha256
+from m3restore.weights import average_bundles, convert_bundle, open_bundle, promote_bundle, save_bundle, sha256
 
 ENCODER = {"name": "fake-encoder", "dim": 16}
 
@@ -126,3 +126,56 @@ def test_cli_promote_and_its_errors(tmp_path: Path):
     assert code == 1 and one_error_line(output) and "fixes" in output
     code, output = run("promote", leg2, target, "--storage", "int8")
     assert code == 1 and one_error_line(output) and "unknown storage dtype" in output
+
+
+def test_average_of_two_runs_is_the_mean_of_their_tensors_and_keeps_both_records(tmp_path: Path):
+    a = run_bundle(tmp_path / "a", seed=2, iterations=200)
+    b = run_bundle(tmp_path / "b", seed=3, iterations=300)
+    mean = average_bundles([a, b], tmp_path / "mean")
+
+    ta, tb = (load_file(str(p / "predictor" / "model.safetensors")) for p in (a, b))
+    tm = load_file(str(mean / "predictor" / "model.safetensors"))
+    assert tm.keys() == ta.keys()
+    for key, tensor in tm.items():
+        assert torch.allclose(tensor, (ta[key].double() + tb[key].double()).div(2).float()), key
+    assert any(not torch.equal(ta[k], tb[k]) for k in ta)  # the runs did differ
+    index = open_bundle(mean).index
+    assert index["training"]["iterations"] == 500 and index["training"]["val_psnr"] is None
+    assert [r["iterations"] for r in index["training"]["average_of"]] == [200, 300]
+    assert index["fixes"] == ["denoise"] and index["text_encoder"] == ENCODER
+
+    target = shipped(tmp_path / "m3restore-denoise")  # ships like any run's bundle
+    promoted = promote_bundle(mean, target)
+    assert promoted["training"]["average_of"][1]["bundle"] == str(b)
+
+
+def test_average_refuses_what_is_not_one_model(tmp_path: Path):
+    a = run_bundle(tmp_path / "a", seed=2, iterations=200)
+    with pytest.raises(WeightsError, match="two or more"):
+        average_bundles([a], tmp_path / "x")
+    wider = save_bundle(
+        tmp_path / "w",
+        {"predictor": tiny_net(width=16)},
+        text_encoder=ENCODER,
+        fixes=["denoise"],
+        training={"iterations": 1},
+    )
+    with pytest.raises(WeightsError, match="config differs"):
+        average_bundles([a, wider], tmp_path / "x")
+    other = run_bundle(tmp_path / "o", seed=3, iterations=300, fixes=["deblur"])
+    with pytest.raises(WeightsError, match="fixes"):
+        average_bundles([a, other], tmp_path / "x")
+    with pytest.raises(WeightsError, match="already exists"):
+        average_bundles([a, a], a)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_average(tmp_path: Path):
+    a = run_bundle(tmp_path / "a", seed=2, iterations=200)
+    b = run_bundle(tmp_path / "b", seed=3, iterations=300)
+    code, output = run("average", a, b, "--out", tmp_path / "mean")
+    assert code == 0 and "mean of 2 bundles" in output, output
+    code, output = run("info", "--weights", tmp_path / "mean")
+    assert code == 0 and "the mean of 2 runs" in " ".join(output.split()) and "validation PSNR" not in output
+    code, output = run("average", a, "--out", tmp_path / "m2")
+    assert code == 1 and one_error_line(output) and "two or more" in output
