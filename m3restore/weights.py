@@ -308,7 +308,8 @@ def average_bundles(sources: list[str | os.PathLike], target: str | os.PathLike,
     """Write at the new folder ``target`` the uniform mean of the weights of ``sources``.
 
     The sources are training runs of one model from the same start, e.g. one leg run twice with
-    different seeds: their mean (a "model soup") often scores above each of them. Every source
+    different seeds (a "model soup"; on leg 30 of m3restore-denoise the mean was level with the
+    better of two seeds, docs/experiments/denoise-specialist/). Every source
     must hold the same components with identical configs, the same text encoder and ``fixes``, and
     a training record. The new bundle's ``training`` record sums the runs' iterations and wall
     time and keeps each run's own record under ``average_of``, so promoting it ships one leg
