@@ -202,10 +202,9 @@ def info(weights: str | None = typer.Option(None, help="Weights bundle: a folder
     tr = bundle.index.get("training")
     if tr:
         averaged = f", the mean of {len(tr['average_of'])} runs" if tr.get("average_of") else ""
-        val = f", validation PSNR {tr['val_psnr']} dB" if tr.get("val_psnr") is not None else ""
         out.print(
             f"trained: recipe {tr.get('recipe')}, {tr.get('iterations')} iterations, "
-            f"{tr.get('wall_time_s')} s on {tr.get('device')}{averaged}{val}",
+            f"{tr.get('wall_time_s')} s on {tr.get('device')}{averaged}{_validation(tr)}",
             soft_wrap=True,
         )
         legs = [*bundle.index.get("earlier_legs", []), tr]
@@ -347,7 +346,7 @@ def promote(
     legs = len(index["earlier_legs"]) + 1
     out.print(
         f"promoted {source} into {target} (shipped leg {legs} on its record): {tr.get('iterations')} iterations"
-        + (f", validation PSNR {tr['val_psnr']} dB" if tr.get("val_psnr") is not None else ""),
+        f"{_validation(tr)}",
         soft_wrap=True,
     )
     if (target / "MODEL_CARD.md").exists():
@@ -369,6 +368,11 @@ def average(
 
     path = average_bundles(sources, out_dir, storage=storage)
     out.print(f"wrote the mean of {len(sources)} bundles to {path}", soft_wrap=True)
+
+
+def _validation(training: dict) -> str:
+    """The text ", validation PSNR X dB" for a training record; empty where it has none (an averaged bundle)."""
+    return f", validation PSNR {training['val_psnr']} dB" if training.get("val_psnr") is not None else ""
 
 
 def _check_same_predictor(add_to: str, predictor: str | None) -> None:

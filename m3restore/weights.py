@@ -343,7 +343,8 @@ def average_bundles(sources: list[str | os.PathLike], target: str | os.PathLike,
             raise WeightsError(f"{bundle.path}: no training record in model_index.json; average training runs' bundles")
     modules = {}
     for component in first.components:
-        states = [bundle.load(component).state_dict() for bundle in bundles]
+        loaded = [bundle.load(component) for bundle in bundles]
+        states = [module.state_dict() for module in loaded]
         mean = {}
         for key, tensor in states[0].items():
             if tensor.is_floating_point():
@@ -352,9 +353,8 @@ def average_bundles(sources: list[str | os.PathLike], target: str | os.PathLike,
                 mean[key] = tensor
             else:
                 raise WeightsError(f"cannot average '{component}': its integer tensor {key} differs between bundles")
-        module = first.load(component)
-        module.load_state_dict(mean)
-        modules[component] = module
+        loaded[0].load_state_dict(mean)
+        modules[component] = loaded[0]
     records = [dict(bundle.index["training"], bundle=str(bundle.path)) for bundle in bundles]
     training = {
         **{k: v for k, v in first.index["training"].items() if k not in ("val_psnr", "config")},
