@@ -1,11 +1,14 @@
 """Device and dtype policy.
 
 ``auto`` means CUDA with fp16 when a GPU is present, otherwise the CPU in fp32. bf16 is
-available on request on both. Asking for CUDA on a machine without it is an error, never a
-silent fallback: a user who typed ``--device cuda`` wants to know.
+available on request on both (on a CPU without bf16 instructions it is slow, with a warning).
+Asking for CUDA on a machine without it is an error, never a silent fallback: a user who typed
+``--device cuda`` wants to know.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -47,7 +50,21 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         raise DeviceError(unknown_choice("--dtype", name, ("auto", *DTYPES)))
     if name == "fp16" and device.type != "cuda":
         raise DeviceError("--dtype fp16 needs a CUDA device; on the CPU use fp32 or bf16")
+    if name == "bf16" and device.type == "cpu" and cpu_has_bf16() is False:
+        warnings.warn(
+            "this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so --dtype bf16 runs several "
+            "times slower than fp32 here (11x in docs/SPEED_AVX2.md); use --dtype fp32",
+            UserWarning,
+            stacklevel=2,
+        )
     return DTYPES[name]
+
+
+def cpu_has_bf16() -> bool | None:
+    """Whether the CPU has bf16 instructions (AVX-512 BF16 or AMX); None where torch cannot tell."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    probes = [probe for probe in probes if callable(probe)]
+    return any(probe() for probe in probes) if probes else None
 
 
 def all_finite(tensor: torch.Tensor) -> bool:

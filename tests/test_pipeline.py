@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -275,6 +276,7 @@ def test_cuda_without_cuda_is_refused():
         RestorePipeline(tiny_net(), device="cuda", dtype="fp32")
 
 
+@pytest.mark.filterwarnings("ignore:this CPU has no bf16 instructions")
 def test_bf16_on_cpu_is_close_to_fp32(pipe):
     img = smooth_image(32, 48, seed=2)
     bf16 = RestorePipeline(tiny_net(), device="cpu", dtype="bf16", tile=0)
@@ -286,6 +288,24 @@ def test_bf16_on_cpu_is_close_to_fp32(pipe):
     assert bf16.last.fp32_fallback_tiles == 0
 
 
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, has_bf16):
+    from m3restore.device import resolve_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: has_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+        assert resolve_dtype("fp32", torch.device("cpu")) == torch.float32
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if has_bf16:
+        assert messages == []
+    else:
+        assert len(messages) == 1 and "no bf16 instructions" in messages[0] and "--dtype fp32" in messages[0]
+
+
+@pytest.mark.filterwarnings("ignore:this CPU has no bf16 instructions")
 def test_nan_guard_falls_back_to_fp32(pipe):
     img = smooth_image(32, 48, seed=4)
     expected = pipe(img)
