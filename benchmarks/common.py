@@ -40,6 +40,8 @@ def cpu_model() -> str:
 def machine_info() -> dict:
     import torch
 
+    from m3restore.device import cpu_has_bf16
+
     try:
         load = os.getloadavg()
     except OSError:
@@ -54,6 +56,8 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "ram_gib": round(mem_total / 2**30, 1),
         "torch": torch.__version__,
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": cpu_has_bf16(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -62,10 +66,12 @@ def machine_info() -> dict:
 
 
 def machine_lines(info: dict) -> list[str]:
+    bf16 = {True: "yes", False: "no"}.get(info["cpu_bf16"], "unknown")
     return [
         f"- Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads), "
         f"{info['ram_gib']} GiB RAM; {info['platform']}",
-        f"- torch {info['torch']}, Python {info['python']}",
+        f"- torch {info['torch']} (CPU kernels {info['cpu_kernels']}, bf16 instructions {bf16}), "
+        f"Python {info['python']}",
         f"- Date: {info['date']}; load average at start {info['loadavg_at_start']} "
         "(other jobs were running on this machine; see the notes on timing)",
     ]

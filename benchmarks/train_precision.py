@@ -14,7 +14,7 @@ The same lines go to ``--out`` with the torch version and the CPU.
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +22,10 @@ import torch
 
 from m3restore.training.losses import multiscale_loss
 from m3restore.weights import open_bundle
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import cpu_model  # noqa: E402
 
 
 def main() -> None:
@@ -74,20 +78,10 @@ def main() -> None:
     for name, err in sorted(worst.items(), key=lambda kv: -kv[1])[:8]:
         lines.append(f"  {err:10.4g}  {name}  ({modules[name.rsplit('.', 1)[0]]})")
     print("\n".join(lines))
-    cpu = _cpu_name()
+    cpu = cpu_model()
     header = "# bf16 autocast for training on the CPU\n\nWritten by `benchmarks/train_precision.py` "
     header += f"(weights {args.weights}, torch {torch.__version__}, {cpu}, {args.repeats} repeats).\n\n"
     args.out.write_text(header + "```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
