@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from m3restore.models.m3unet import DILATION_STRATEGIES, M3UNet, M3UNetConfig
-from m3restore.training.losses import multiscale_l1, multiscale_loss, psnr_loss
+from m3restore.training.losses import frequency_l1, multiscale_l1, multiscale_loss, psnr_loss
 
 TEXT_DIM = 16
 
@@ -332,6 +332,24 @@ def test_multiscale_loss_kinds():
     assert multiscale_loss(outputs, target, (1.0, 0.5), "psnr").item() == pytest.approx(-20.0 + 0.5 * -40.0, abs=1e-3)
     with pytest.raises(ValueError, match="unknown loss 'l2'.*; valid: l1, psnr"):
         multiscale_loss(outputs, target, kind="l2")
+
+
+def test_frequency_l1_sees_lost_detail_that_keeps_the_mean():
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 16, 16)
+    assert frequency_l1(target, target).item() == 0.0
+    # A constant offset changes only the DC coefficient: 16*16*0.1 on one of 16*9*2 real numbers.
+    assert frequency_l1(target + 0.1, target).item() == pytest.approx(25.6 / (16 * 9 * 2), rel=1e-4)
+    blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
+    assert frequency_l1(blurred, target) > frequency_l1(0.5 * (blurred + target), target) > 0
+    outputs = [blurred, torch.nn.functional.avg_pool2d(blurred, 2)]
+    plain = multiscale_loss(outputs, target, (1.0, 0.5))
+    extra = 0.1 * (
+        frequency_l1(outputs[0], target) + 0.5 * frequency_l1(outputs[1], torch.nn.functional.avg_pool2d(target, 2))
+    )
+    assert multiscale_loss(outputs, target, (1.0, 0.5), fft_weight=0.1).item() == pytest.approx(
+        (plain + extra).item(), rel=1e-5
+    )
 
 
 def test_local_mean_matches_a_sliding_average():

@@ -233,6 +233,11 @@ def test_config_errors(tmp_path):
     bad.write_text("recipe: cpu\nloss: l2\n")
     with pytest.raises(ConfigError, match="unknown loss 'l2'.*; valid: l1, psnr"):
         build_config(config=bad)
+    bad.write_text("recipe: cpu\nfft_weight: -0.1\n")
+    with pytest.raises(ConfigError, match="fft_weight must be 0 or more, got -0.1"):
+        build_config(config=bad)
+    bad.write_text("recipe: cpu\nfft_weight: 0.1\n")
+    assert build_config(config=bad).fft_weight == 0.1
     good = tmp_path / "good.yaml"
     good.write_text("recipe: cpu\nloss: psnr\n")
     assert build_config(config=good).loss == "psnr"

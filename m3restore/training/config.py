@@ -76,6 +76,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     loss: str = "l1"  # l1: the paper's multi-scale L1; psnr: multi-scale negative PSNR per sample
     loss_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    fft_weight: float = 0.0  # > 0: add MIMO-UNet's frequency L1 at each scale, this much of it
     ema_decay: float = 0.0
     augment: bool = True
     prompt_dropout: float = 0.15
@@ -112,6 +113,8 @@ class TrainConfig:
             raise ValueError(unknown_choice("loss", self.loss, LOSSES))
         if self.stage not in STAGES:
             raise ValueError(unknown_choice("stage", self.stage, STAGES))
+        if self.fft_weight < 0:
+            raise ValueError(f"fft_weight must be 0 or more, got {self.fft_weight}")
         for value, name in ((self.batch_size, "batch_size"), (self.iterations, "iterations"), (self.crop, "crop")):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")

@@ -112,7 +112,8 @@ class PredictorStage:
         return replace(cfg, model=model.config), model
 
     def loss(self, model, inp, target, text):
-        return multiscale_loss(model(inp, text, scales=True), target, self.cfg.loss_weights, self.cfg.loss)
+        outputs = model(inp, text, scales=True)
+        return multiscale_loss(outputs, target, self.cfg.loss_weights, self.cfg.loss, self.cfg.fft_weight)
 
     @torch.no_grad()
     def restore(self, net, x, text):
