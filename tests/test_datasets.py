@@ -256,6 +256,25 @@ def same_pairs(tmp_path, n=2, h=24, w=20):
     return pairs
 
 
+def test_paired_crop_alternative_prompts(tmp_path):
+    pairs = same_pairs(tmp_path)
+    alt = {"img0": "mild motion blur", "img1": "strong motion blur"}
+    plain = PairedCropDataset(pairs, crop=16, length=40, seed=3)
+    always = PairedCropDataset(pairs, crop=16, length=40, seed=3, alt_prompts=alt, alt_rate=1.0)
+    half = [PairedCropDataset(pairs, crop=16, length=40, seed=3, alt_prompts=alt, alt_rate=0.5) for _ in range(2)]
+    for i in range(40):
+        a, b, h = plain[i], always[i], half[0][i]
+        assert a["prompt"] == "motion blur" and b["prompt"] == alt[a["name"]]
+        assert h["prompt"] in ("motion blur", alt[a["name"]]) and h["prompt"] == half[1][i]["prompt"]
+        # the prompt is drawn after the crop, augmentation and noise, so the pixels do not change
+        assert torch.equal(a["input"], b["input"]) and torch.equal(a["input"], h["input"])
+    assert 5 < sum(half[0][i]["prompt"] != "motion blur" for i in range(40)) < 35
+    with pytest.raises(ConfigError, match="no alternative prompt for pair img1"):
+        PairedCropDataset(pairs, crop=16, alt_prompts={"img0": "x"}, alt_rate=0.5)
+    with pytest.raises(ConfigError, match="alt_rate must be between 0 and 1"):
+        PairedCropDataset(pairs, crop=16, alt_prompts=alt, alt_rate=1.5)
+
+
 def test_paired_crop_shapes_and_keys(tmp_path):
     ds = PairedCropDataset(same_pairs(tmp_path), crop=16, length=10)
     assert len(ds) == 10

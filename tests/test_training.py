@@ -257,6 +257,44 @@ def test_predictor_stage_trains_on_the_configured_loss():
     assert losses["l1"] > 0 > losses["psnr"]  # a PSNR loss is minus a PSNR in dB
 
 
+def test_analyzer_prompts_word_each_pair_as_the_command_would(clean_dir, monkeypatch):
+    import m3restore.caption.degradation as degradation
+    from m3restore.data.datasets import Pair, _load_rgb
+    from m3restore.training.config import SourceConfig
+    from m3restore.training.loop import analyzer_prompts
+    from m3restore.training.prompts import possible_prompts
+
+    strengths = {"img0.png": 0.1, "img1.png": 0.5, "img2.png": 0.9}
+    seen = []
+
+    def fake_analyze(model, image):  # each frame (told apart by its pixels) has its own strength
+        name = next(n for n in strengths if np.allclose(image, read[n]))
+        seen.append(name)
+        found = degradation.Finding("motion-blur", 0.99, strengths[name], True)
+        return degradation.Analysis([found, degradation.Finding("noise", 0.9, 0.9, True)])
+
+    read = {p.name: _load_rgb(p) for p in sorted(clean_dir.glob("*.png"))}
+    monkeypatch.setattr(degradation, "analyze", fake_analyze)
+    pairs = [Pair(clean_dir / n, clean_dir / n, n) for n in strengths]
+    source = SourceConfig(kind="pairs", prompt="motion blur", analyzer_prompts=0.5)
+    words = analyzer_prompts(source, pairs, analyzer=object())
+    # only the damage the source names, at the analyzer's severity: the noise it also read is left out
+    assert words == {
+        "img0.png": "mild motion blur",
+        "img1.png": "moderate motion blur",
+        "img2.png": "strong motion blur",
+    }
+    assert sorted(seen) == sorted(strengths)  # each whole frame read once
+    cfg = TrainConfig(sources=[source])
+    assert set(words.values()) <= set(possible_prompts(cfg))  # a precomputed text table holds them
+    with pytest.raises(ConfigError, match="names no damage"):
+        analyzer_prompts(SourceConfig(kind="pairs", prompt="street sign", analyzer_prompts=0.5), pairs, object())
+    with pytest.raises(ValueError, match="analyzer_prompts is for paired sources"):
+        SourceConfig(kind="clean", analyzer_prompts=0.5)
+    with pytest.raises(ValueError, match="analyzer_prompts must be between 0 and 1"):
+        SourceConfig(kind="pairs", analyzer_prompts=2)
+
+
 def test_paper_recipe_matches_the_paper():
     cfg = build_config(recipe="paper", dataset="gopro", root="GOPRO_Large")
     assert (cfg.crop, cfg.batch_size, cfg.lr, cfg.iterations, cfg.betas) == (256, 10, 1e-4, 3000, (0.9, 0.999))

@@ -444,9 +444,10 @@ class PairedCropDataset(_SeededDataset):
     images smaller than ``crop`` are reflect-padded; ``crop=None`` keeps whole images. With
     ``augment`` the pair gets the same random rotation/flips and the input gets Gaussian noise
     of ``noise_sigma`` (clipped to ``[0, 1]``). ``prompt`` is a fixed string or a function of
-    the :class:`Pair`. ``cache`` keeps decoded images in memory in their file dtype: ``True``
-    for all, ``False`` for none, or a number of images (LRU). Each DataLoader worker holds its
-    own cache.
+    the :class:`Pair`; with ``alt_rate`` > 0 an item is prompted instead, with that probability,
+    with ``alt_prompts[pair.name]`` (e.g. the analyzer's reading of the frame). ``cache`` keeps
+    decoded images in memory in their file dtype: ``True`` for all, ``False`` for none, or a
+    number of images (LRU). Each DataLoader worker holds its own cache.
     """
 
     def __init__(
@@ -460,6 +461,8 @@ class PairedCropDataset(_SeededDataset):
         seed: int = 0,
         cache: bool | int = True,
         length: int | None = None,
+        alt_prompts: dict[str, str] | None = None,
+        alt_rate: float = 0.0,
     ) -> None:
         self.pairs = list(pairs)
         if not self.pairs:
@@ -470,6 +473,13 @@ class PairedCropDataset(_SeededDataset):
         super().__init__(len(self.pairs), seed, length)
         self.crop = _crop_size(crop)
         self.prompt = prompt
+        self.alt_rate = float(alt_rate)
+        self.alt_prompts = dict(alt_prompts or {})
+        if not 0.0 <= self.alt_rate <= 1.0:
+            raise ConfigError(f"alt_rate must be between 0 and 1, not {alt_rate}")
+        missing = [p.name for p in self.pairs if self.alt_rate > 0 and p.name not in self.alt_prompts]
+        if missing:
+            raise ConfigError(f"no alternative prompt for pair {missing[0]}")
         self.augment = bool(augment)
         self.noise_sigma = float(noise_sigma)
         self._cache = _Cache(cache)
@@ -489,6 +499,8 @@ class PairedCropDataset(_SeededDataset):
             if self.noise_sigma > 0:
                 inp = np.clip(inp + gaussian_noise(rng, inp.shape, self.noise_sigma), 0.0, 1.0)
         prompt = self.prompt(pair) if callable(self.prompt) else self.prompt
+        if self.alt_rate > 0 and rng.random() < self.alt_rate:  # drawn last: other streams unchanged
+            prompt = self.alt_prompts[pair.name]
         return {"input": inp, "target": tgt, "prompt": prompt, "name": pair.name}
 
 

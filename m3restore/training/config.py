@@ -39,12 +39,19 @@ class SourceConfig:
     # clean sources: crops seen at a random scale in [low, high] (<= 1), colour channels shuffled
     scale: tuple[float, float] = (1.0, 1.0)
     shuffle_channels: bool = False
+    # paired sources: the share of crops prompted as `m3restore restore` words their frame (the
+    # damage ``prompt`` names, at the severity the shipped analyzer reads in the whole input)
+    analyzer_prompts: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
             raise ValueError(unknown_choice("dataset", self.kind, DATASET_KINDS))
         if self.kind != "clean" and (tuple(self.scale) != (1.0, 1.0) or self.shuffle_channels):
             raise ValueError(f"scale and shuffle_channels are for clean sources, not {self.kind!r}")
+        if not 0.0 <= self.analyzer_prompts <= 1.0:
+            raise ValueError(f"analyzer_prompts must be between 0 and 1, got {self.analyzer_prompts}")
+        if self.analyzer_prompts and self.kind in ("clean", "text"):
+            raise ValueError(f"analyzer_prompts is for paired sources, not {self.kind!r}")
 
 
 @dataclass

@@ -57,6 +57,35 @@ def _need(value, name: str, source: SourceConfig):
     return value
 
 
+def analyzer_prompts(source: SourceConfig, pairs, analyzer=None) -> dict[str, str]:
+    """Each pair's prompt as `m3restore restore` words its frame: the damage ``source.prompt``
+    names, at the severity ``analyzer`` (default: the installed bundle's) reads in the whole input.
+
+    The command prompts a step with the analyzer's words ("mild motion blur"); a paired source's
+    fixed prompt carries no severity, so without these the command's wording of real damage is
+    one the network never saw with it.
+    """
+    from m3restore.caption.degradation import analyze
+    from m3restore.data.datasets import DEFAULT_PAIR_PROMPT, _load_rgb
+    from m3restore.pipeline.planner import step_prompt, user_named, user_request
+
+    if analyzer is None:
+        from m3restore.pipeline.restore import load_pipeline
+
+        analyzer = load_pipeline(device="cpu", dtype="fp32", tile=0).analyzer
+        if analyzer is None:
+            raise ConfigError("analyzer_prompts needs an installed bundle with a degradation analyzer")
+    words = source.prompt or DEFAULT_PAIR_PROMPT
+    steps, named = user_request(words)[0], user_named(words)
+    if not steps:
+        raise ConfigError(f"analyzer_prompts: the prompt {words!r} names no damage the analyzer reads")
+    out = {}
+    for pair in pairs:
+        analysis = analyze(analyzer, _load_rgb(pair.input))
+        out[pair.name] = ", ".join(step_prompt(step, analysis, named=named)[0] for step in steps)
+    return out
+
+
 def build_train_dataset(cfg: TrainConfig):
     """The weighted mixture of all training sources.
 
@@ -87,7 +116,9 @@ def build_train_dataset(cfg: TrainConfig):
             part = ds.RenderedTextDataset(source.degrade, cfg.crop, **synthetic)
         else:
             pairs = _pairs_for(source)
-            kwargs = {"prompt": source.prompt} if source.prompt else {}
+            kwargs: dict[str, Any] = {"prompt": source.prompt} if source.prompt else {}
+            if source.analyzer_prompts:
+                kwargs.update(alt_prompts=analyzer_prompts(source, pairs), alt_rate=source.analyzer_prompts)
             part = ds.PairedCropDataset(
                 pairs, cfg.crop, augment=cfg.augment, seed=seed, length=cfg.samples_per_epoch, **kwargs
             )

@@ -35,6 +35,9 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
     for source in [*cfg.sources, *cfg.val_sources]:
         if source.prompt:
             prompts.add(canonical(source.prompt))
+        if source.analyzer_prompts:  # the analyzer's severity word before the source's words
+            words = source.prompt or DEFAULT_PAIR_PROMPT
+            prompts.update(canonical(f"{severity} {words}") for severity in SEVERITIES)
         if source.kind not in ("clean", "text"):
             continue
         contents = [None, *TEXT_CONTENT.values()] if source.kind == "text" else [None]
