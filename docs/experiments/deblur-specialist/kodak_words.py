@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from m3restore.caption.degradation import analyze
 from m3restore.data.degrade import degrade, describe
+from m3restore.io import read_image
 from m3restore.metrics.quality import psnr, quantize
 from m3restore.pipeline.restore import load_pipeline
 
@@ -26,7 +26,7 @@ def main(bundles: list[str]) -> None:
     analyzer = load_pipeline("weights/m3restore-base", device="cpu", dtype="fp32", tile=0).analyzer
     items = []
     for i, path in enumerate(sorted(KODAK.glob("*.png"))):
-        clean = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+        clean = read_image(path).rgb()
         blurred, record = degrade(clean, "motion-blur", np.random.default_rng([0, i]))
         finding = analyze(analyzer, quantize(blurred)).get("motion-blur")
         items.append((clean, blurred, describe(record), finding.phrase))

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from m3restore.io import read_image
 from m3restore.metrics.quality import psnr, quantize
 from m3restore.pipeline.restore import load_pipeline
 
@@ -29,8 +29,8 @@ def main(bundles: list[str]) -> None:
         pipe = load_pipeline(bundle, device="cpu", dtype="fp32", tile=0)
         scores: dict[str, list[float]] = {p: [] for p in PROMPTS}
         for frame in frames:
-            blurred = np.asarray(Image.open(frame).convert("RGB"), np.float32) / 255
-            sharp = np.asarray(Image.open(ROOT / "sharp" / frame.name).convert("RGB"), np.float32) / 255
+            blurred = read_image(frame).rgb()
+            sharp = read_image(ROOT / "sharp" / frame.name).rgb()
             for prompt in PROMPTS:
                 scores[prompt].append(psnr(quantize(pipe(blurred, prompt)), sharp))
         cells = " | ".join(f"{np.mean(scores[p]):.3f}" for p in PROMPTS)
