@@ -295,6 +295,35 @@ def test_analyzer_prompts_word_each_pair_as_the_command_would(clean_dir, monkeyp
         SourceConfig(kind="pairs", analyzer_prompts=2)
 
 
+def test_resume_keeps_the_analyzer_words_the_run_began_with(clean_dir, tiny_bert_folder, tmp_path, monkeypatch):
+    import m3restore.training.loop as loop
+
+    def reads(severity):
+        def fake(source, pairs, analyzer=None):
+            return {p.name: f"{severity} motion blur" for p in pairs}
+
+        return fake
+
+    source = {"kind": "pairs", "input": str(clean_dir), "target": str(clean_dir), "prompt": "motion blur"}
+    cfg = config(clean_dir, tiny_bert_folder, sources=[dict(source, analyzer_prompts=1.0)])
+    monkeypatch.setattr(loop, "analyzer_prompts", reads("mild"))
+    straight = weights_of(train(cfg, tmp_path / "straight", log=lambda m: None))
+    recorded = json.loads((tmp_path / "straight" / "analyzer_prompts.json").read_text())
+    assert recorded == {"0": {f"img{i}": "mild motion blur" for i in range(3)}}
+
+    def interrupt_at_step_3(message):
+        if message.startswith("step 3/"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    train(cfg, tmp_path / "split", log=interrupt_at_step_3)
+    monkeypatch.setattr(loop, "analyzer_prompts", reads("strong"))  # the installed analyzer changed
+    resumed = weights_of(train(None, tmp_path / "split", resume=True, log=lambda m: None))
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+    reworded = weights_of(train(cfg, tmp_path / "reworded", log=lambda m: None))
+    assert any(not torch.equal(value, reworded[name]) for name, value in straight.items())
+
+
 def test_paper_recipe_matches_the_paper():
     cfg = build_config(recipe="paper", dataset="gopro", root="GOPRO_Large")
     assert (cfg.crop, cfg.batch_size, cfg.lr, cfg.iterations, cfg.betas) == (256, 10, 1e-4, 3000, (0.9, 0.999))

@@ -30,6 +30,7 @@ from m3restore.training.prompts import TrainingPrompts
 from m3restore.training.stages import evaluate_psnr, make_stage
 
 CHECKPOINT = "checkpoint.pt"
+ANALYZER_WORDS = "analyzer_prompts.json"  # the analyzer's words for each pair, kept for --resume
 
 
 class TrainingError(M3RestoreError):
@@ -86,11 +87,13 @@ def analyzer_prompts(source: SourceConfig, pairs, analyzer=None) -> dict[str, st
     return out
 
 
-def build_train_dataset(cfg: TrainConfig):
+def build_train_dataset(cfg: TrainConfig, words: dict[str, dict[str, str]] | None = None):
     """The weighted mixture of all training sources.
 
     Every part is as long as the epoch, so each sample of an epoch is a distinct random crop and
     degradation (a part only as long as its image list would repeat the same few crops).
+    ``words`` holds the analyzer's prompts of each source with ``analyzer_prompts`` (keyed by the
+    source's index); a source found there reuses them, one not found there is read and added.
     """
     from m3restore.data import datasets as ds
 
@@ -118,13 +121,32 @@ def build_train_dataset(cfg: TrainConfig):
             pairs = _pairs_for(source)
             kwargs: dict[str, Any] = {"prompt": source.prompt} if source.prompt else {}
             if source.analyzer_prompts:
-                kwargs.update(alt_prompts=analyzer_prompts(source, pairs), alt_rate=source.analyzer_prompts)
+                if words is None:
+                    words = {}
+                if str(i) not in words:
+                    words[str(i)] = analyzer_prompts(source, pairs)
+                kwargs.update(alt_prompts=words[str(i)], alt_rate=source.analyzer_prompts)
             part = ds.PairedCropDataset(
                 pairs, cfg.crop, augment=cfg.augment, seed=seed, length=cfg.samples_per_epoch, **kwargs
             )
         parts.append(part)
         weights.append(source.weight)
     return ds.MixedDataset(parts, weights, length=cfg.samples_per_epoch, seed=cfg.seed)
+
+
+def _dataset_with_recorded_words(cfg: TrainConfig, out: Path, resume: bool, log):
+    """The training set, with the analyzer's prompts written to the run folder, and read back from
+    it on ``--resume``: a resume after the installed analyzer changed still words each pair as the
+    run began."""
+    path = out / ANALYZER_WORDS
+    words: dict[str, dict[str, str]] = {}
+    if resume and path.exists():
+        words = json.loads(path.read_text())
+        log(f"analyzer prompts of the paired sources from {path}")
+    dataset = build_train_dataset(cfg, words)
+    if words:
+        path.write_text(json.dumps(words, indent=2, sort_keys=True) + "\n")
+    return dataset
 
 
 def build_val_items(cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -311,7 +333,7 @@ def train(
 
     prompts = TrainingPrompts(encoder)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    dataset = build_train_dataset(cfg)
+    dataset = _dataset_with_recorded_words(cfg, out, resume, log)
     val_items = build_val_items(cfg)
     fixes = fixes_from_config(cfg)  # now, not at export: a run must not fail after its last step
     sampler = EpochSampler(len(dataset), cfg.seed)
