@@ -262,7 +262,7 @@ def test_analyzer_prompts_word_each_pair_as_the_command_would(clean_dir, monkeyp
     from m3restore.data.datasets import Pair, _load_rgb
     from m3restore.training.config import SourceConfig
     from m3restore.training.loop import analyzer_prompts
-    from m3restore.training.prompts import possible_prompts
+    from m3restore.training.prompts import canonical, possible_prompts
 
     strengths = {"img0.png": 0.1, "img1.png": 0.5, "img2.png": 0.9}
     seen = []
@@ -287,6 +287,11 @@ def test_analyzer_prompts_word_each_pair_as_the_command_would(clean_dir, monkeyp
     assert sorted(seen) == sorted(strengths)  # each whole frame read once
     cfg = TrainConfig(sources=[source])
     assert set(words.values()) <= set(possible_prompts(cfg))  # a precomputed text table holds them
+    # two kinds of damage named: each at its own severity, a combination the table must also hold
+    both = SourceConfig(kind="pairs", prompt="motion blur, noise", analyzer_prompts=0.5)
+    words = analyzer_prompts(both, pairs, analyzer=object())
+    assert words["img0.png"] == "mild motion blur, strong noise"
+    assert set(map(canonical, words.values())) <= set(possible_prompts(TrainConfig(sources=[both])))
     with pytest.raises(ConfigError, match="names no damage"):
         analyzer_prompts(SourceConfig(kind="pairs", prompt="street sign", analyzer_prompts=0.5), pairs, object())
     with pytest.raises(ValueError, match="analyzer_prompts is for paired sources"):

@@ -35,9 +35,8 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
     for source in [*cfg.sources, *cfg.val_sources]:
         if source.prompt:
             prompts.add(canonical(source.prompt))
-        if source.analyzer_prompts:  # the analyzer's severity word before the source's words
-            words = source.prompt or DEFAULT_PAIR_PROMPT
-            prompts.update(canonical(f"{severity} {words}") for severity in SEVERITIES)
+        if source.analyzer_prompts:
+            prompts.update(canonical(p) for p in command_wordings(source.prompt or DEFAULT_PAIR_PROMPT))
         if source.kind not in ("clean", "text"):
             continue
         contents = [None, *TEXT_CONTENT.values()] if source.kind == "text" else [None]
@@ -52,6 +51,25 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
             if len(words) <= max_items:
                 prompts.add(canonical(", ".join([content, *words] if content else words)))
     return sorted(prompts)
+
+
+def command_wordings(words: str) -> list[str]:
+    """Every prompt `m3restore restore` can give a frame for the damage ``words`` name: each
+    named step as the planner's own ``step_prompt`` words it when the analyzer reads any of the
+    step's labels at each severity, or nothing. Each step takes its severity from its own
+    reading, so a prompt naming two kinds of damage has all their combinations."""
+    from m3restore.caption.degradation import Analysis, Finding
+    from m3restore.pipeline.planner import STEPS, step_prompt, user_named, user_request
+
+    steps, named = user_request(words)[0], user_named(words)
+    readings = [Analysis([])] + [
+        Analysis([Finding(label, 0.99, strength, True)])
+        for step in steps
+        for label in STEPS[step].labels
+        for strength in (0.1, 0.5, 0.9)  # one strength for each severity word
+    ]
+    options = [sorted({step_prompt(step, analysis, named=named)[0] for analysis in readings}) for step in steps]
+    return sorted(", ".join(combo) for combo in itertools.product(*options))
 
 
 def build_text_cache(cfgs: TrainConfig | list[TrainConfig], path: str | Path) -> int:
