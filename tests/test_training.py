@@ -327,6 +327,9 @@ def test_resume_keeps_the_analyzer_words_the_run_began_with(clean_dir, tiny_bert
         assert torch.equal(value, resumed[name]), name
     reworded = weights_of(train(cfg, tmp_path / "reworded", log=lambda m: None))
     assert any(not torch.equal(value, reworded[name]) for name, value in straight.items())
+    (tmp_path / "split" / "analyzer_prompts.json").write_text('{"0": {"img0": ')  # cut short
+    with pytest.raises(TrainingError, match="analyzer_prompts.json: unreadable"):
+        train(None, tmp_path / "split", resume=True, log=lambda m: None)
 
 
 def test_paper_recipe_matches_the_paper():

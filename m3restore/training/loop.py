@@ -141,11 +141,16 @@ def _dataset_with_recorded_words(cfg: TrainConfig, out: Path, resume: bool, log)
     path = out / ANALYZER_WORDS
     words: dict[str, dict[str, str]] = {}
     if resume and path.exists():
-        words = json.loads(path.read_text())
+        try:
+            words = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TrainingError(f"{path}: unreadable ({error}); delete it to read the pairs again") from None
         log(f"analyzer prompts of the paired sources from {path}")
     dataset = build_train_dataset(cfg, words)
     if words:
-        path.write_text(json.dumps(words, indent=2, sort_keys=True) + "\n")
+        from m3restore.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(words, indent=2, sort_keys=True) + "\n", error=TrainingError)
     return dataset
 
 
