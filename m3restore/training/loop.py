@@ -68,7 +68,8 @@ def analyzer_prompts(source: SourceConfig, pairs, analyzer=None) -> dict[str, st
     """
     from m3restore.caption.degradation import analyze
     from m3restore.data.datasets import DEFAULT_PAIR_PROMPT, _load_rgb
-    from m3restore.pipeline.planner import step_prompt, user_named, user_request
+    from m3restore.pipeline.planner import user_request
+    from m3restore.training.prompts import command_prompt
 
     if analyzer is None:
         from m3restore.pipeline.restore import load_pipeline
@@ -77,14 +78,9 @@ def analyzer_prompts(source: SourceConfig, pairs, analyzer=None) -> dict[str, st
         if analyzer is None:
             raise ConfigError("analyzer_prompts needs an installed bundle with a degradation analyzer")
     words = source.prompt or DEFAULT_PAIR_PROMPT
-    steps, named = user_request(words)[0], user_named(words)
-    if not steps:
+    if not user_request(words)[0]:
         raise ConfigError(f"analyzer_prompts: the prompt {words!r} names no damage the analyzer reads")
-    out = {}
-    for pair in pairs:
-        analysis = analyze(analyzer, _load_rgb(pair.input))
-        out[pair.name] = ", ".join(step_prompt(step, analysis, named=named)[0] for step in steps)
-    return out
+    return {pair.name: command_prompt(words, analyze(analyzer, _load_rgb(pair.input))) for pair in pairs}
 
 
 def build_train_dataset(cfg: TrainConfig, words: dict[str, dict[str, str]] | None = None):

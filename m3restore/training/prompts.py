@@ -53,23 +53,33 @@ def possible_prompts(cfg: TrainConfig, max_items: int = 3) -> list[str]:
     return sorted(prompts)
 
 
+def command_prompt(words: str, analysis) -> str:
+    """The prompt `m3restore restore` gives a frame for the damage ``words`` name when the
+    analyzer reads it as ``analysis``: each named step as the planner's own ``step_prompt``
+    words it (the named kind, at the analyzer's severity)."""
+    from m3restore.pipeline.planner import step_prompt, user_named, user_request
+
+    named = user_named(words)
+    return ", ".join(step_prompt(step, analysis, named=named)[0] for step in user_request(words)[0])
+
+
 def command_wordings(words: str) -> list[str]:
-    """Every prompt `m3restore restore` can give a frame for the damage ``words`` name: each
-    named step as the planner's own ``step_prompt`` words it when the analyzer reads any of the
-    step's labels at each severity, or nothing. Each step takes its severity from its own
+    """Every :func:`command_prompt` of ``words``: each named step read by the analyzer under
+    any of its labels at each severity, or not found. Each step takes its severity from its own
     reading, so a prompt naming two kinds of damage has all their combinations."""
     from m3restore.caption.degradation import Analysis, Finding
-    from m3restore.pipeline.planner import STEPS, step_prompt, user_named, user_request
+    from m3restore.pipeline.planner import STEPS, user_request
 
-    steps, named = user_request(words)[0], user_named(words)
-    readings = [Analysis([])] + [
-        Analysis([Finding(label, 0.99, strength, True)])
-        for step in steps
-        for label in STEPS[step].labels
-        for strength in (0.1, 0.5, 0.9)  # one strength for each severity word
+    readings = [
+        [None]
+        + [
+            Finding(label, 0.99, strength, True)
+            for label in STEPS[step].labels
+            for strength in (0.1, 0.5, 0.9)  # one strength for each severity word
+        ]
+        for step in user_request(words)[0]
     ]
-    options = [sorted({step_prompt(step, analysis, named=named)[0] for analysis in readings}) for step in steps]
-    return sorted(", ".join(combo) for combo in itertools.product(*options))
+    return sorted({command_prompt(words, Analysis([f for f in found if f])) for found in itertools.product(*readings)})
 
 
 def build_text_cache(cfgs: TrainConfig | list[TrainConfig], path: str | Path) -> int:
