@@ -111,3 +111,22 @@ def test_planner_rolls_back_a_step_that_adds_damage_the_analyzer_sees():
     result = Planner(NoPipe(), Pool([sharpen_and_add_noise]), analyze=analyzer).run(blurred(clean), "auto")
     (record,) = result.report.records
     assert record.checks[0]["passed"] and not record.kept  # sharper, but noise is new damage
+
+
+@pytest.mark.parametrize("input_jpeg", [False, True])
+def test_a_deblur_read_as_jpeg_is_new_damage_only_where_the_input_showed_jpeg(input_jpeg):
+    """The analyzer reads sharp edges as JPEG (rendered text); where the input shows JPEG, a
+    sharper output may be sharper blocks, and the rise counts as new damage."""
+    clean = scene()
+
+    def analyzer(img):
+        sharp = sharpness(img) > sharpness(blurred(clean)) * 1.05
+        found = input_jpeg or sharp
+        reading = Finding("jpeg", 0.95 if found else 0.02, 0.4 if sharp else 0.05, found)
+        return Analysis([Finding("motion-blur", 0.9, 0.5, True), reading])
+
+    sharpener = Candidate("sharpener", ("deblur",), "network", lambda img, s, p: clean)
+    result = Planner(NoPipe(), Pool([sharpener]), analyze=analyzer).run(blurred(clean), ["deblur"])
+    (record,) = result.report.records
+    assert record.checks[0]["passed"] and record.damage_after > record.damage_before
+    assert record.kept is (not input_jpeg)
