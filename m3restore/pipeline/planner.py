@@ -73,12 +73,12 @@ class Step:
 STEPS: dict[str, Step] = {
     s.name: s
     for s in (
-        # Sharp edges read as JPEG: the analyzer's 8x8 blockiness is 0.41-0.83 on the clean
-        # rendered text of the `cli_restore --kind text` set, 0.09-0.37 on it blurred. A good
-        # deblur pass on a licence plate (plate_0010: sharpness 1.32 -> 1.44, 22.97 dB against
-        # 20.58 for the pass kept instead) read as mild JPEG (0.99 x 0.23) and was rolled back
-        # as new damage. Only where the input shows no JPEG: on a blurred JPEG, deblurring can
-        # sharpen real blocks, and that rise still counts.
+        # Sharp edges read as JPEG: the analyzer's 8x8 blockiness feature (checks.blockiness) is
+        # 0.41-0.83 on the clean rendered text of the `cli_restore --kind text` set, 0.09-0.37 on
+        # it blurred. A good deblur pass on a licence plate (plate_0010: sharpness 1.32 -> 1.44,
+        # 22.97 dB against 20.58 for the pass kept instead) read as mild JPEG (0.99 x 0.23) and
+        # was rolled back as new damage. Only where the input shows no JPEG: on a blurred JPEG,
+        # deblurring can sharpen real blocks, and that rise still counts.
         Step("deblur", ("motion-blur", "defocus"), "remove motion or defocus blur", raises=("jpeg",)),
         Step("denoise", ("noise",), "remove noise"),
         # On rendered text the analyzer reads sharp glyph edges as faint JPEG (strength 0.07-0.17,
@@ -664,9 +664,9 @@ class Planner:
            the right way, and the analyzer's damage *outside* the pass's labels (and outside
            the labels its steps raise by design, :attr:`Step.raises`, where the input shows
            none of that damage) did not rise by more than :data:`NEW_DAMAGE_TOLERANCE` (the
-           pass added no new damage). Alone they
-           are not enough: they rolled back 0.3-1.7 dB of good joint passes on the synthetic set
-           (a denoise + dejpeg pass can raise the fine-band noise estimate of a JPEG).
+           pass added no new damage). Alone they are not enough: they rolled back 0.3-1.7 dB
+           of good joint passes on the synthetic set (a denoise + dejpeg pass can raise the
+           fine-band noise estimate of a JPEG).
 
         A pass that neither sees fixing anything is rolled back.
         """
