@@ -674,9 +674,9 @@ class Planner:
             return True
         if not checks or not all(c.passed for c in checks):
             return False
-        own = frozenset(label for s in step.split("+") for label in STEPS[s].labels)
-        found = frozenset(f.name for f in before.detected)
-        by_design = frozenset(label for s in step.split("+") for label in STEPS[s].raises) - found
+        steps = [STEPS[s] for s in step.split("+")]
+        own = frozenset(label for s in steps for label in s.labels)
+        by_design = frozenset(label for s in steps for label in s.raises) - {f.name for f in before.detected}
         other = frozenset(f.name for f in before.findings) - own - by_design
         return damage(after, other) <= damage(before, other) + NEW_DAMAGE_TOLERANCE
 
