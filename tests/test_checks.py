@@ -130,3 +130,28 @@ def test_a_deblur_read_as_jpeg_is_new_damage_only_where_the_input_showed_jpeg(in
     (record,) = result.report.records
     assert record.checks[0]["passed"] and record.damage_after > record.damage_before
     assert record.kept is (not input_jpeg)
+
+
+@pytest.mark.parametrize("input_noisy", [False, True])
+def test_noise_a_brighten_shows_is_new_damage_only_where_the_input_showed_noise(input_noisy):
+    """The dark hides sensor noise; brightening shows it. Where the input already reads noisy,
+    more noise after the pass still counts as new damage."""
+    clean = noisy(scene(), 12)
+
+    def analyzer(img):
+        dark = brightness(img) < 0.5 * brightness(clean)
+        visible = noise_sigma(img) > 5
+        shows = input_noisy or visible
+        return Analysis(
+            [
+                Finding("low-light", 0.99 if dark else 0.02, 0.2, dark),
+                Finding("noise", 0.9 if shows else 0.02, 0.6 if visible else 0.3, shows),
+            ]
+        )
+
+    brightener = Candidate("brightener", ("brighten",), "network", lambda img, s, p: clean)
+    result = Planner(NoPipe(), Pool([brightener]), analyze=analyzer).run(clean * 0.2, ["brighten"])
+    (record,) = result.report.records
+    assert record.checks[0]["measure"] == "brightness" and record.checks[0]["passed"]
+    assert record.damage_after > record.damage_before  # the analyzer alone would roll it back
+    assert record.kept is (not input_noisy)
