@@ -212,7 +212,6 @@ def open_dataset(
     if degrade_spec is not None:
         parse_spec(degrade_spec)  # unknown names fail here, listing the valid ones
     info: dict[str, Any] = {"dataset": kind, "seed": int(seed), "limit": limit}
-    fixed_prompt = prompt if prompt is not None else None
 
     def cut(seq):
         return list(seq)[: int(limit)] if limit is not None else list(seq)
@@ -226,13 +225,13 @@ def open_dataset(
             raise ConfigError(f"--count must be at least 1, not {count}")
         n = min(n, int(limit)) if limit is not None else n
         info.update(degrade=spec, count=n)
-        return _TextSet(n, spec, seed, info, fixed_prompt)
+        return _TextSet(n, spec, seed, info, prompt)
     if kind == "synthetic":
         _need(root, "--root DIR (clean images)", kind)
         _need(degrade_spec, '--degrade SPEC (e.g. "noise:25")', kind)
         images = cut(clean_images(root))
         info.update(root=str(root), degrade=degrade_spec, count=len(images))
-        return _SyntheticSet(images, degrade_spec, seed, info, fixed_prompt)
+        return _SyntheticSet(images, degrade_spec, seed, info, prompt)
     if kind == "pairs":
         _need(input, "--input DIR", kind)
         _need(target, "--target DIR", kind)
