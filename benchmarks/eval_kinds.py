@@ -16,7 +16,6 @@ runs.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -28,6 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, ROOT, bootstrap_ci, machine_info, machine_lines, md_table, write_text  # noqa: E402
+
+from m3restore.evaluation.report import read_results  # noqa: E402
 
 DEFOCUS_3, DEFOCUS_6 = "defocus, disk radius 3 px", "defocus, disk radius 6 px"
 LOW_LIGHT = "low light: exposure 0.25, a random gamma 1-2 and Poisson-Gaussian sensor noise"
@@ -72,13 +73,12 @@ def run_job(job: str, spec: str, words: str | None, weights, baselines, out: Pat
 def per_image(out: Path) -> dict[str, dict[str, float]]:
     """method -> image -> PSNR, from the run's results.csv."""
     table: dict[str, dict[str, float]] = defaultdict(dict)
-    with open(out / "results.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            table[row["method"]][row["image"]] = float(row["psnr"])
+    for row in read_results(out / "results.csv"):
+        table[row["method"]][row["image"]] = row["psnr"]
     return table
 
 
-def job_result(job: str, spec: str, meaning: str, out: Path) -> dict:
+def job_result(spec: str, meaning: str, out: Path) -> dict:
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     psnrs = per_image(out)
     images = sorted(psnrs["input"])
@@ -152,7 +152,7 @@ def main() -> int:
     for job, spec, meaning, words, weights, baselines in JOBS:
         out = Path(args.runs) / job
         run_job(job, spec, words, weights, baselines, out, args.seed)
-        results[job] = job_result(job, spec, meaning, out)
+        results[job] = job_result(spec, meaning, out)
     info = machine_info()
     write_text(Path(args.out), report(results, info, args.seed))
     write_text(Path(args.json), json.dumps({"machine": info, "seed": args.seed, "jobs": results}, indent=1) + "\n")
