@@ -1,13 +1,15 @@
 """Global or local channel attention at test time? PSNR of the shipped predictor per pooling window.
 
-    python benchmarks/attention_window.py [--windows 0,192,256,384] [--limit N]
+    python benchmarks/attention_window.py [--weights B] [--windows 0,192,256,384] [--limit N]
+        [--sets kodak_noise,gopro_val,gopro_train] [--name ATTENTION_WINDOW]
 
-The predictor was trained on 128-256 px crops, where its channel attention's global pool saw
-one crop; on a whole photo the same pool averages a far larger area. This script restores the
-same seeded inputs with each window (input pixels; 0 = global pool) and reports mean PSNR on
-Kodak24 with Gaussian noise σ 25 (float, seeded, as in benchmarks/quality.py) and on the GoPro
-GOPR0372 val pairs at full resolution, plus how far a 512-px tiled run lands from the untiled
-one. Writes docs/ATTENTION_WINDOW.md and docs/attention_window.json.
+A predictor is trained on crops, where its channel attention's global pool saw one crop; on a
+whole photo the same pool averages a far larger area. This script restores the same seeded
+inputs with each window (input pixels; 0 = global pool) and reports mean PSNR on the chosen
+sets: Kodak24 with Gaussian noise σ 25 (float, seeded, as in benchmarks/quality.py), the GoPro
+GOPR0372 val pairs and its train pairs, both at full resolution; plus how far a 256-px tiled run
+lands from the untiled one. Writes docs/NAME.md and docs/name.json (default: the all-in-one
+bundle on Kodak24 σ 25 and the GoPro val pairs, docs/ATTENTION_WINDOW.md).
 """
 
 from __future__ import annotations
@@ -37,13 +39,42 @@ from common import (  # noqa: E402
 )
 
 
+def _kodak_noise(limit):
+    images = (read_rgb(p) for p in list_images(DATA / "kodak24")[:limit])
+    return [
+        (np.clip(c + np.random.default_rng([0, i]).normal(0, 25 / 255, c.shape), 0, 1).astype(np.float32), c,
+         "moderate noise")
+        for i, c in enumerate(images)
+    ]  # fmt: skip
+
+
+def _gopro(split):
+    def load(limit):
+        sharp = list_images(DATA / "gopro_GOPR0372" / split / "sharp")[:limit]
+        return [(read_rgb(p.parent.parent / "blur" / p.name), read_rgb(p), "motion blur") for p in sharp]
+
+    return load
+
+
+SETS = {  # key: (title, loader(limit) -> [(degraded, clean, prompt)])
+    "kodak_noise": ("Kodak24 σ 25", _kodak_noise),
+    "gopro_val": ("GoPro val (full frames)", _gopro("val")),
+    "gopro_train": ("GoPro train (full frames)", _gopro("train")),
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=None)
     parser.add_argument("--windows", default="0,192,256,384")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--sets", default="kodak_noise,gopro_val", help=f"comma list of {', '.join(SETS)}")
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--name", default="ATTENTION_WINDOW", help="report file stem")
     args = parser.parse_args(argv)
+    chosen = args.sets.split(",")
+    if unknown := [s for s in chosen if s not in SETS]:
+        parser.error(f"unknown set {unknown[0]!r}; choose from {', '.join(SETS)}")
 
     from m3restore.metrics.quality import psnr, quantize
     from m3restore.pipeline.restore import load_pipeline
@@ -51,18 +82,7 @@ def main(argv=None) -> int:
     windows = [int(w) for w in args.windows.split(",")]
     pipe = load_pipeline(args.weights, device="cpu", dtype="fp32", tile=0)
     net = pipe.predictor
-    kodak = list_images(DATA / "kodak24")[: args.limit]
-    gopro = list_images(DATA / "gopro_GOPR0372" / "val" / "sharp")[: args.limit]
-    sets = {
-        "Kodak24 σ 25": [
-            (np.clip(c + np.random.default_rng([0, i]).normal(0, 25 / 255, c.shape), 0, 1).astype(np.float32), c,
-             "moderate noise")
-            for i, c in enumerate(read_rgb(p) for p in kodak)
-        ],
-        "GoPro val (full frames)": [
-            (read_rgb(p.parent.parent / "blur" / p.name), read_rgb(p), "motion blur") for p in gopro
-        ],
-    }  # fmt: skip
+    sets = {SETS[key][0]: SETS[key][1](args.limit) for key in chosen}
     results: dict[str, dict] = {}
     for window in windows:
         net.set_attention_window(window)
@@ -105,8 +125,10 @@ def main(argv=None) -> int:
             "",
             *machine_lines(info),
             *weights_lines(weights),
-            f"- {len(kodak)} Kodak24 images (σ 25 float noise, seed [0, i]) and {len(gopro)} GoPro GOPR0372 val "
-            'pairs at 1280×720; prompts "moderate noise" and "motion blur"; fp32, untiled.',
+            f"- Sets: {'; '.join(f'{name}, {len(items)} images' for name, items in sets.items())}. Kodak24 with "
+            'σ 25 float noise, seed [0, i], prompt "moderate noise"; GoPro pairs at 1280×720, prompt "motion blur"; '
+            "fp32, untiled.",
+            f"- Command: `python benchmarks/attention_window.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
             "- Tiled vs untiled: PSNR between a 256-px tiled run (64 px overlap) and the untiled run, "
             "first 3 images (higher = the tiles agree better). Time: seconds per megapixel of the untiled "
             "GoPro runs relative to the first window, same run (the machine was shared, so read it as a ratio).",
@@ -115,9 +137,9 @@ def main(argv=None) -> int:
             "",
         ]
     )
-    write_text(Path(args.out) / "ATTENTION_WINDOW.md", text)
+    write_text(Path(args.out) / f"{args.name}.md", text)
     write_text(
-        Path(args.out) / "attention_window.json",
+        Path(args.out) / f"{args.name.lower()}.json",
         json.dumps({"machine": info, "weights": weights, "results": results}, indent=2) + "\n",
     )
     print(text)
