@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     names = list(sets)
     header = [
         "window (px)", *[f"{n} PSNR" for n in names], *[f"{n}: tiled vs untiled (dB)" for n in names],
-        "time vs global (GoPro frames)",
+        f"time vs first window ({names[-1]})",
     ]  # fmt: skip
     base = results[str(windows[0])][names[-1]]["s_per_mp"]
     rows = [
@@ -131,7 +131,8 @@ def main(argv=None) -> int:
             f"- Command: `python benchmarks/attention_window.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
             "- Tiled vs untiled: PSNR between a 256-px tiled run (64 px overlap) and the untiled run, "
             "first 3 images (higher = the tiles agree better). Time: seconds per megapixel of the untiled "
-            "GoPro runs relative to the first window, same run (the machine was shared, so read it as a ratio).",
+            "runs of the last set relative to the first window, same run (the machine was shared, so read "
+            "it as a ratio).",
             "",
             md_table(header, rows),
             "",
