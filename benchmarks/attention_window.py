@@ -56,10 +56,11 @@ def _gopro(split):
     return load
 
 
-SETS = {  # key: (title, loader(limit) -> [(degraded, clean, prompt)])
-    "kodak_noise": ("Kodak24 σ 25", _kodak_noise),
-    "gopro_val": ("GoPro val (full frames)", _gopro("val")),
-    "gopro_train": ("GoPro train (full frames)", _gopro("train")),
+GOPRO_NOTE = 'blur/sharp pairs at 1280×720, prompt "motion blur"'
+SETS = {  # key: (title, how it is made, loader(limit) -> [(degraded, clean, prompt)])
+    "kodak_noise": ("Kodak24 σ 25", 'σ 25 float noise, seed [0, i], prompt "moderate noise"', _kodak_noise),
+    "gopro_val": ("GoPro val (full frames)", GOPRO_NOTE, _gopro("val")),
+    "gopro_train": ("GoPro train (full frames)", GOPRO_NOTE, _gopro("train")),
 }
 
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     windows = [int(w) for w in args.windows.split(",")]
     pipe = load_pipeline(args.weights, device="cpu", dtype="fp32", tile=0)
     net = pipe.predictor
-    sets = {SETS[key][0]: SETS[key][1](args.limit) for key in chosen}
+    sets = {SETS[key][0]: SETS[key][2](args.limit) for key in chosen}
     results: dict[str, dict] = {}
     for window in windows:
         net.set_attention_window(window)
@@ -117,6 +118,7 @@ def main(argv=None) -> int:
         for w, r in results.items()
     ]  # fmt: skip
     info, weights = machine_info(), weights_info(args.weights)
+    described = "; ".join(f"{title}, {len(sets[title])} images ({how})" for title, how, _ in (SETS[k] for k in chosen))
     text = "\n".join(
         [
             "# Channel attention: global or local pooling at test time",
@@ -125,9 +127,7 @@ def main(argv=None) -> int:
             "",
             *machine_lines(info),
             *weights_lines(weights),
-            f"- Sets: {'; '.join(f'{name}, {len(items)} images' for name, items in sets.items())}. Kodak24 with "
-            'σ 25 float noise, seed [0, i], prompt "moderate noise"; GoPro pairs at 1280×720, prompt "motion blur"; '
-            "fp32, untiled.",
+            f"- Sets: {described}; fp32, untiled.",
             f"- Command: `python benchmarks/attention_window.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
             "- Tiled vs untiled: PSNR between a 256-px tiled run (64 px overlap) and the untiled run, "
             "first 3 images (higher = the tiles agree better). Time: seconds per megapixel of the untiled "
