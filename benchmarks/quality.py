@@ -9,6 +9,8 @@ Tasks (one markdown table each):
 * Kodak24 and McMaster, Gaussian noise sigma 15 / 25 / 50 (float noise, clipped to [0, 1]);
 * Kodak24 JPEG quality 10 / 20 / 30;
 * Kodak24 synthetic motion blur (``motion-blur``: random length 5-41 px, random kernel);
+* Kodak24 defocus (``defocus:3`` and ``defocus:6``: a disk of that radius), the other blur the
+  deblurring specialist is picked for;
 * the 10 real GoPro blur/sharp validation pairs (1280x720);
 * rendered text (``text_motion_blur``): ``--text-count`` (default 12) seeded street signs, licence
   plates and document lines from :mod:`m3restore.data.text_images` with ``motion-blur:9-21``,
@@ -161,6 +163,8 @@ TASKS = (
          ("jpeg:10", "jpeg:20", "jpeg:30"), ("q=10", "q=20", "q=30")),
     Task("kodak24_motion_blur", "Kodak24, synthetic motion blur", "kodak24", "blur",
          ("motion-blur",), ("motion-blur (random 5-41 px)",)),
+    Task("kodak24_defocus", "Kodak24, defocus", "kodak24", "defocus",
+         ("defocus:3", "defocus:6"), ("disk r=3", "disk r=6")),
     Task("gopro_val", "GoPro GOPR0372 validation pairs (real blur)", "gopro_GOPR0372/val", "pairs",
          ("",), ("real blur",)),
     Task("text_motion_blur", "Rendered text (signs, licence plates, document lines), motion blur", "", "text",
@@ -465,6 +469,11 @@ def task_section(task: Task, res: dict, bm3d_n: int) -> str:
             "- Each image gets its own random kernel (seeded); no published anchors for this synthetic task. "
             f"Richardson-Lucy is given a fixed {RL_LENGTH}-px horizontal line kernel (the true kernels vary), "
             f"{RL_ITERATIONS} iterations."
+        )
+    if task.kind == "defocus":
+        lines.append(
+            "- The same disk on every image; no published anchors and no classical baseline here "
+            "(`benchmarks/eval_kinds.py` runs Wiener and Richardson-Lucy with a Gaussian guess on the same set)."
         )
     if task.kind == "text":
         kinds = Counter(name.split("_")[0] for name in res["images"])
