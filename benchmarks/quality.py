@@ -146,7 +146,7 @@ class Task:
     key: str
     title: str
     folder: str  # under DATA ("" for rendered text)
-    kind: str  # noise | jpeg | blur | pairs | text
+    kind: str  # noise | jpeg | blur (motion) | defocus | pairs | text
     levels: tuple  # degradation spec per column ("" for pairs)
     level_names: tuple
     notes: list[str] = field(default_factory=list)
