@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/ensemble.py              # full run -> docs/ENSEMBLE.md + docs/ensemble.json
     .venv/bin/python benchmarks/ensemble.py --limit 3    # quick look (first 3 images per task)
+    .venv/bin/python benchmarks/ensemble.py --weights weights/m3restore-deblur \
+        --tasks kodak24_motion_blur,kodak24_defocus,gopro_val --out docs/ENSEMBLE_DEBLUR.md   # a specialist
 
 For every image of each task the restore pipeline runs with ``ensemble`` 1, 2, 4 and 8, one
 after the other (so the time ratios compare runs on the same image under the same load), with
@@ -47,7 +49,9 @@ CASES = (
     ("kodak24_jpeg", "jpeg:20"),
     ("kodak24_motion_blur", "motion-blur"),
     ("gopro_val", ""),
+    ("kodak24_defocus", "defocus:3"),
 )
+DEFAULT_TASKS = ("kodak24_noise", "mcmaster_noise", "kodak24_jpeg", "kodak24_motion_blur", "gopro_val")
 
 
 def run_case(key: str, spec: str, pipes: dict, args, log) -> dict:
@@ -126,7 +130,7 @@ def report(results: list[dict], info: dict, winfo: dict, args, elapsed: float) -
 CARD_HEADING = "## Self-ensemble at inference"
 
 
-def card_section(results: list[dict]) -> str:
+def card_section(results: list[dict], full_table: str) -> str:
     """The model card's section: one-pass PSNR and what ``--ensemble 8`` adds, per task."""
     rows = []
     for r in results:
@@ -150,12 +154,18 @@ def card_section(results: list[dict]) -> str:
             "",
             "`m3restore restore --ensemble 8` averages the predictor over the eight flips and transposes of each",
             "tile. Measured with these weights by `benchmarks/ensemble.py` (same images, seeds and scoring as",
-            "the table above; full table with ×2 and ×4: `docs/ENSEMBLE.md`):",
+            f"the table above; full table with ×2 and ×4: `{full_table}`):",
             "",
             md_table(header, rows),
             "",
         ]
     )
+
+
+def _repo_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, else as given."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def main() -> None:
@@ -164,6 +174,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N images per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--tasks",
+        default=",".join(DEFAULT_TASKS),
+        help=f"comma-separated quality.py tasks to measure, from {sorted({k for k, _ in CASES})}",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "ENSEMBLE.md")
     parser.add_argument(
         "--card",
@@ -173,6 +188,10 @@ def main() -> None:
     )
 
     args = parser.parse_args()
+    wanted = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    known = sorted({k for k, _ in CASES})
+    if not wanted or set(wanted) - set(known):
+        parser.error(f"--tasks {args.tasks!r}: choose from {known}")
 
     import torch
 
@@ -185,7 +204,7 @@ def main() -> None:
     for pipe in pipes.values():  # load the text encoder and warm the kernels outside the timings
         pipe(warm, "mild noise")
     results = []
-    for key, spec in CASES:
+    for key, spec in (c for c in CASES if c[0] in wanted):
         print(f"{key} {spec}", flush=True)
         results.append(run_case(key, spec, pipes, args, lambda line: print(line, flush=True)))
     elapsed = time.perf_counter() - started
@@ -195,7 +214,7 @@ def main() -> None:
     write_text(args.out.with_name(args.out.stem.lower() + ".json"), json.dumps(data, indent=1) + "\n")
     card = args.card or (ROOT / "weights" / "m3restore-base" / "MODEL_CARD.md" if not args.weights else None)
     if card is not None and not args.limit:
-        replace_card_section(card, CARD_HEADING, card_section(results))
+        replace_card_section(card, CARD_HEADING, card_section(results, _repo_path(args.out)))
         print(f"updated {card}")
     print(f"wrote {args.out}")
 
