@@ -184,7 +184,7 @@ def main() -> None:
         "--card",
         type=Path,
         default=None,
-        help="model card to update (default: the shipped bundle's, full runs of it only)",
+        help="model card to update (default: the shipped bundle's, full runs of its default tasks only)",
     )
 
     args = parser.parse_args()
@@ -212,7 +212,8 @@ def main() -> None:
     write_text(args.out, report(results, info, winfo, args, elapsed))
     data = {"machine": info, "weights": winfo, "seed": args.seed, "limit": args.limit, "results": results}
     write_text(args.out.with_name(args.out.stem.lower() + ".json"), json.dumps(data, indent=1) + "\n")
-    card = args.card or (ROOT / "weights" / "m3restore-base" / "MODEL_CARD.md" if not args.weights else None)
+    full_default = not args.weights and set(wanted) == set(DEFAULT_TASKS)
+    card = args.card or (ROOT / "weights" / "m3restore-base" / "MODEL_CARD.md" if full_default else None)
     if card is not None and not args.limit:
         replace_card_section(card, CARD_HEADING, card_section(results, _repo_path(args.out)))
         print(f"updated {card}")
