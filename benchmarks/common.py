@@ -279,6 +279,17 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def parse_names(parser, option: str, text: str, valid) -> list[str]:
+    """The comma-separated names in ``text`` (blanks dropped); a parser error when one is not in
+    ``valid`` or none is given, naming the valid ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        given = f"unknown {', '.join(unknown)}" if unknown else "nothing given"
+        parser.error(f"{option}: {given}; choose from {', '.join(valid)}")
+    return names
+
+
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

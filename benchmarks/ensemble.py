@@ -30,6 +30,7 @@ from common import (  # noqa: E402
     machine_info,
     machine_lines,
     md_table,
+    parse_names,
     read_rgb,
     replace_card_section,
     weights_info,
@@ -51,6 +52,7 @@ CASES = (
     ("gopro_val", ""),
     ("kodak24_defocus", "defocus:3"),
 )
+TASK_KEYS = sorted({key for key, _ in CASES})
 DEFAULT_TASKS = ("kodak24_noise", "mcmaster_noise", "kodak24_jpeg", "kodak24_motion_blur", "gopro_val")
 
 
@@ -177,7 +179,7 @@ def main() -> None:
     parser.add_argument(
         "--tasks",
         default=",".join(DEFAULT_TASKS),
-        help=f"comma-separated quality.py tasks to measure, from {sorted({k for k, _ in CASES})}",
+        help=f"comma-separated quality.py tasks to measure, from {TASK_KEYS}",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "ENSEMBLE.md")
     parser.add_argument(
@@ -188,10 +190,7 @@ def main() -> None:
     )
 
     args = parser.parse_args()
-    wanted = [k.strip() for k in args.tasks.split(",") if k.strip()]
-    known = sorted({k for k, _ in CASES})
-    if not wanted or set(wanted) - set(known):
-        parser.error(f"--tasks {args.tasks!r}: choose from {known}")
+    wanted = parse_names(parser, "--tasks", args.tasks, TASK_KEYS)
 
     import torch
 

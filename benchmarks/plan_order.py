@@ -53,6 +53,7 @@ from common import (  # noqa: E402
     machine_info,
     machine_lines,
     md_table,
+    parse_names,
     read_rgb,
     weights_info,
     weights_lines,
@@ -125,9 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="PLAN_ORDER", help="report file name (without .md)")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
-    sets = tuple(x.strip() for x in args.sets.split(",") if x.strip())
-    if unknown := [x for x in sets if x not in SETS]:
-        parser.error(f"--sets: unknown {', '.join(unknown)}; valid: {', '.join(SETS)}")
+    sets = tuple(parse_names(parser, "--sets", args.sets, SETS))
 
     from m3restore.metrics.quality import psnr, quantize, ssim
     from m3restore.pipeline.planner import LABEL_STEP, ORDER, STEPS, Planner

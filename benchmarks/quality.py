@@ -71,6 +71,7 @@ from common import (  # noqa: E402
     machine_info,
     machine_lines,
     md_table,
+    parse_names,
     read_rgb,
     weights_info,
     weights_lines,
@@ -608,12 +609,9 @@ def main() -> None:
     if args.quick:
         args.limit = args.limit or QUICK_IMAGES
         args.bm3d = 0
-    wanted = [k.strip() for k in args.tasks.split(",") if k.strip()]
-    unknown = set(wanted) - {t.key for t in TASKS}
+    wanted = parse_names(parser, "--tasks", args.tasks, [t.key for t in TASKS])
     if args.text_count < 1:
         parser.error("--text-count must be at least 1")
-    if unknown:
-        parser.error(f"unknown task(s) {sorted(unknown)}; choose from {[t.key for t in TASKS]}")
 
     started, cpu_started = time.perf_counter(), time.process_time()
 
