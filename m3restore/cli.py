@@ -77,7 +77,7 @@ def restore(
     ext: str | None = typer.Option(
         None,
         help="Output format when writing into a folder or beside the input (png, jpg, tif, webp, bmp); "
-        "default: the input's own (JPEG is written at quality 95, 4:4:4).",
+        "default: the input's own (JPEG is written at quality 95, 4:4:4). A named output file's extension must agree.",
     ),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     max_pixels: int = typer.Option(100_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),

@@ -657,7 +657,8 @@ def output_path(
     ``ext`` defaults to the input's extension. The input itself is never returned.
     """
     input_path = Path(input_path)
-    ext = input_path.suffix if ext is None else check_output_ext(ext)
+    asked = check_output_ext(ext)
+    ext = input_path.suffix if asked is None else asked
     name = f"{input_path.stem}{suffix}{ext}"
     if output is None:
         target = input_path.with_name(name)
@@ -667,7 +668,11 @@ def output_path(
         if many and output.is_file():
             raise ImageError(f"{output}: is a file, but several inputs need an output folder")
         target = output / name if many or as_folder or output.is_dir() else output
-    _format_for(target)  # an output we cannot write is found before any work is done
+    fmt = _format_for(target)  # an output we cannot write is found before any work is done
+    if asked is not None and fmt != _FORMATS[asked]:
+        raise ConfigError(
+            f"{target}: the file name says {fmt.upper()} but --ext asks for {asked[1:]}; change one of them"
+        )
     if _same_file(target, input_path):
         raise ImageError(f"{target}: refusing to overwrite the input; choose another output or suffix")
     return target

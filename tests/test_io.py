@@ -676,6 +676,12 @@ def test_output_beside_input(tmp_path):
 
 def test_output_file_for_single_input(tmp_path):
     assert output_path(tmp_path / "cat.jpg", tmp_path / "clean.png", many=False) == tmp_path / "clean.png"
+    assert output_path(tmp_path / "cat.jpg", tmp_path / "clean.jpeg", many=False, ext="jpg") == tmp_path / "clean.jpeg"
+
+
+def test_output_file_name_and_ext_must_agree(tmp_path):
+    with pytest.raises(ConfigError, match="clean.jpg: the file name says JPEG but --ext asks for png"):
+        output_path(tmp_path / "cat.png", tmp_path / "clean.jpg", many=False, ext="png")
 
 
 def test_output_folder(tmp_path):
