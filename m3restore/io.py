@@ -670,9 +670,7 @@ def output_path(
         target = output / name if many or as_folder or output.is_dir() else output
     fmt = _format_for(target)  # an output we cannot write is found before any work is done
     if asked is not None and fmt != _FORMATS[asked]:
-        raise ConfigError(
-            f"{target}: the file name says {fmt.upper()} but --ext asks for {asked[1:]}; change one of them"
-        )
+        raise ConfigError(f"{target}: the file name says {fmt} but --ext asks for {asked[1:]}; change one of them")
     if _same_file(target, input_path):
         raise ImageError(f"{target}: refusing to overwrite the input; choose another output or suffix")
     return target
