@@ -593,7 +593,7 @@ def plan_command(
 
     from m3restore.io import list_images, list_unread, read_image, unread_message
     from m3restore.pipeline.batch import plan_table
-    from m3restore.pipeline.planner import Planner, Pool, parse_plan, read_mask
+    from m3restore.pipeline.planner import FLAT_NOTE, Planner, Pool, parse_plan, read_mask
     from m3restore.pipeline.restore import load_pipeline
 
     try:
@@ -620,9 +620,14 @@ def plan_command(
         results.append({"file": str(path), **report.to_dict()})
         if as_json:
             continue
-        if report.passthrough:
+        if report.flat:
+            out.print(f"{path}: {FLAT_NOTE}; restore would write it unchanged", soft_wrap=True)
+        elif report.passthrough:
             found = ", ".join(f["phrase"] for f in report.findings) or "no degradation"
-            out.print(f"{path}: analyzer found {found}; nothing to fix, restore would write it unchanged")
+            out.print(
+                f"{path}: analyzer found {found}; nothing to fix, restore would write it unchanged",
+                soft_wrap=True,
+            )
         else:
             out.print(plan_table(path, report))
     if as_json:

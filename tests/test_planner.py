@@ -12,6 +12,7 @@ from cli_helpers import one_error_line, run
 
 from m3restore.caption.degradation import Analysis, AnalyzerConfig, DegradationAnalyzer, Finding
 from m3restore.errors import ConfigError, WeightsError
+from m3restore.io import Image, read_image, write_image
 from m3restore.pipeline.batch import plan_table
 from m3restore.pipeline.planner import (
     ORDER,
@@ -186,6 +187,24 @@ def test_clean_image_passes_through_unchanged():
     assert result.report.passthrough and np.array_equal(result.image, img) and not result.report.records
 
 
+def test_a_flat_picture_is_left_as_it_is():
+    calls, seen = [], []
+    pool = [Candidate("dn", ("denoise",), "network", fixer("dn", clears="noise", calls=calls))]
+    make = Planner(NoPipe(), Pool(pool), analyze=lambda img: seen.append(img) or fake_analyze(img), check=no_checks)
+    black = np.zeros((8, 8, 3), np.float32)
+    red = np.zeros((8, 8, 3), np.float32) + np.float32([0.8, 0.1, 0.1])
+    red[3:5, 3:5, 0] += 1 / 255  # one level of difference is still flat
+    for img in (black, red, np.full((1, 1, 3), 0.3, np.float32)):
+        result = make.run(img, "auto", prompt="heavy noise")  # the words do not make it a restoration
+        assert result.report.flat and result.report.passthrough and result.image is img
+        assert make.plan(img, "auto").flat and result.report.to_dict()["flat"]
+    assert calls == [] and seen == []  # nothing planned, the analyzer not even asked
+    two_levels = black.copy()
+    two_levels[0, 0, 2] = 2 / 255
+    assert not make.plan(two_levels, "auto").flat
+    assert make.run(black, ["denoise"]).report.records  # a fixed plan runs as told
+
+
 def test_step_budget_stops_the_run():
     pool = [Candidate(f"useless{i}", ("denoise",), "network", fixer("u", nudge=0.05), priority=i) for i in range(5)]
     result = planner(pool, budget=3).run(picture("noise"), "auto")
@@ -289,6 +308,16 @@ def test_cli_explain_and_json_plan(planning_bundle, photo_png, tmp_path):
     assert code == 0, output
     plans = json.loads(output)
     assert plans[0]["planned"] == ["denoise"] and plans[0]["steps"] == []
+
+
+def test_cli_writes_a_flat_picture_unchanged(planning_bundle, tmp_path):
+    flat = tmp_path / "black.png"
+    write_image(flat, Image(np.zeros((24, 32, 3), np.float32)))
+    code, output = run("restore", flat, "-o", tmp_path / "o.png", "--weights", planning_bundle, "--prompt", "noise")
+    assert code == 0 and "one flat colour" in output and "written unchanged" in output, output
+    assert np.array_equal(read_image(tmp_path / "o.png").pixels, read_image(flat).pixels)
+    code, output = run("plan", flat, "--weights", planning_bundle)
+    assert code == 0 and "one flat colour" in output and "restore would write it unchanged" in output, output
 
 
 def test_cli_bad_plan_is_one_line(planning_bundle, photo_png, tmp_path):

@@ -273,9 +273,14 @@ def _say_unchanged(
 
 def _after_plan(job: Job, plan, report: Report, console: Console, explain: bool) -> None:
     report.plans[job.source] = plan.to_dict()
-    if explain:
+    if explain and not plan.flat:
         console.print(plan_table(job.source, plan))
-    if plan.passthrough:
+    if plan.flat:
+        from m3restore.pipeline.planner import FLAT_NOTE
+
+        report.unchanged.add(job.source)
+        console.print(f"{job.source}: {FLAT_NOTE}; written unchanged (--plan none restores it anyway)", soft_wrap=True)
+    elif plan.passthrough:
         found = ", ".join(f["phrase"] for f in plan.findings)
         if plan.records:
             _say_unchanged(job, found, "no step improved it", report, console, "--plan none restores without checking")

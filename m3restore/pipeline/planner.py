@@ -143,6 +143,12 @@ UNCHANGED_DB = 45.0
 # 0.5): +0.29 dB on 30 motion-blurred text pictures, -0.08 on 23 defocused and -0.01 on 23
 # motion-blurred Kodak24 crops, against always naming the kind.
 KIND_CONFIDENCE = 0.5
+#: A picture whose every channel spans at most one 8-bit level is one flat colour: it holds no
+#: detail for any step to restore, and the analyzer reads a featureless picture as blurred (a
+#: white one as strong motion blur, a black one as low light, blur and defocus). Before this rule
+#: an all-black 64x64 frame was brightened and "deblurred" into invented texture (levels 3-32).
+FLAT_RANGE = 1.0 / 255
+FLAT_NOTE = "the picture is one flat colour, with no detail to restore"
 
 
 def _load_order() -> tuple[str, ...]:
@@ -323,6 +329,7 @@ class PlanReport:
     unavailable: list[tuple[str, str]] = field(default_factory=list)  # (step, why)
     final_findings: list[dict] = field(default_factory=list)
     passthrough: bool = False
+    flat: bool = False  # one flat colour (:func:`is_flat`): nothing planned, the analyzer not asked
     budget_spent: bool = False
     nothing_found: list[str] = field(default_factory=list)  # steps whose specialist changed nothing
     analyzer_seconds: float = 0.0
@@ -346,6 +353,7 @@ class PlanReport:
             "unavailable": [{"step": s, "why": w} for s, w in self.unavailable],
             "final_findings": self.final_findings,
             "passthrough": self.passthrough,
+            "flat": self.flat,
             "budget_spent": self.budget_spent,
             "nothing_found": self.nothing_found,
             "partial": self.partial,
@@ -533,6 +541,9 @@ class Planner:
         """The dry run: findings and the ordered steps (``first_choice`` names each one's model).
         ``grey``: the picture comes from a one-channel file (see :meth:`run`)."""
         report = PlanReport(mode=_mode(plan))
+        if plan == "auto" and is_flat(img):
+            report.flat = report.passthrough = True
+            return report
         analysis = self.analyze(img, report)
         report.findings = [f.to_dict() for f in analysis.detected]
         requested, _ = user_request(prompt)
@@ -559,13 +570,17 @@ class Planner:
         """Restore ``img`` (float HxWx3) by ``plan``. ``prompt``: the user's words; its content
         words (and a content ``caption``) go to every network step, and degradations it names
         join an automatic plan. ``grey``: ``img`` is a one-channel file's picture, which is
-        written back grey, so the analyzer's "greyscale" is not planned as a step to fix."""
+        written back grey, so the analyzer's "greyscale" is not planned as a step to fix. An
+        automatic plan leaves a picture of one flat colour (:func:`is_flat`) as it is."""
         if plan == "none":
             raise ConfigError("--plan none runs no planner: call the pipeline directly")
         requested, content = user_request(prompt)
         named = user_named(prompt)
         content = ", ".join(p for p in (content, caption) if p)
         report = PlanReport(mode=_mode(plan))
+        if plan == "auto" and is_flat(img):  # nothing to restore, whatever the words
+            report.flat = report.passthrough = True
+            return PlanResult(img, report)
         analysis = self.analyze(img, report)
         report.findings = [f.to_dict() for f in analysis.detected]
         fixed = None if plan == "auto" else list(plan)
@@ -694,6 +709,12 @@ class Planner:
         by_design = frozenset(label for s in steps for label in s.raises) - {f.name for f in before.detected}
         other = frozenset(f.name for f in before.findings) - own - by_design
         return damage(after, other) <= damage(before, other) + NEW_DAMAGE_TOLERANCE
+
+
+def is_flat(img: np.ndarray) -> bool:
+    """Whether ``img`` (float HxWxC in [0, 1]) is one flat colour (:data:`FLAT_RANGE`)."""
+    flat = img.reshape(-1, img.shape[-1]) if img.ndim == 3 else img.reshape(-1, 1)
+    return bool(np.ptp(flat, axis=0).max() <= FLAT_RANGE + 1e-6)
 
 
 def _change_db(before: np.ndarray, after: np.ndarray) -> float:

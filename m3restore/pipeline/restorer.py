@@ -9,8 +9,9 @@ With ``plan="auto"`` (the default) the bundle's degradation analyzer decides the
 on the best installed model for it and is kept only if the checks pass
 (:mod:`m3restore.pipeline.planner`). An automatic plan that finds nothing hands the picture back
 unchanged, unless the prompt asks for a restoration: then it gets the one all-in-one pass that
-``plan="none"`` always gives. ``"denoise,deblur"`` is a fixed order. A bundle without an analyzer
-gets the one pass whatever ``plan`` says, with :attr:`Restorer.note` saying so.
+``plan="none"`` always gives; a picture of one flat colour is handed back unchanged whatever the
+prompt says (:func:`~m3restore.pipeline.planner.is_flat`). ``"denoise,deblur"`` is a fixed order.
+A bundle without an analyzer gets the one pass whatever ``plan`` says, with :attr:`Restorer.note` saying so.
 
 A bare :class:`~m3restore.pipeline.restore.RestorePipeline` is that one pass alone: it uses only
 its own bundle's network, never the installed specialists, so it restores noise and JPEG less well.
@@ -71,10 +72,11 @@ class Restorer:
                 torch.manual_seed(seed)
             outcome.caption = self.pipe.captioner.caption(rgb) if self.pipe.captioner is not None else ""
             result = self.planner.run(rgb, self.plan, prompt, outcome.caption, grey=is_grey(image))
-            if self.plan == "auto" and prompt and not result.report.planned:
+            report = result.report
+            if self.plan == "auto" and prompt and not report.planned and not report.flat:
                 outcome.fell_back = True  # nothing to plan, yet the user's words ask for a restoration
             else:
-                outcome.plan = result.report
+                outcome.plan = report
                 restored = rebuild(result.image)
         if outcome.plan is None:
             restored = self.pipe(image, prompt, seed)
