@@ -516,6 +516,16 @@ class Planner:
         report.analyzer_seconds += time.perf_counter() - t0
         return analysis
 
+    def _first_look(self, img: np.ndarray, plan, report: PlanReport):
+        """The analysis a plan starts from, its findings put in ``report``; None for a picture of
+        one flat colour under an automatic plan (:func:`is_flat`), marked as passed through."""
+        if plan == "auto" and is_flat(img):
+            report.flat = report.passthrough = True
+            return None
+        analysis = self.analyze(img, report)
+        report.findings = [f.to_dict() for f in analysis.detected]
+        return analysis
+
     def _initial(self, analysis, fixed: list[str] | None, requested: list[str], grey: bool) -> list[str]:
         if fixed is not None:
             return fixed
@@ -541,11 +551,9 @@ class Planner:
         """The dry run: findings and the ordered steps (``first_choice`` names each one's model).
         ``grey``: the picture comes from a one-channel file (see :meth:`run`)."""
         report = PlanReport(mode=_mode(plan))
-        if plan == "auto" and is_flat(img):
-            report.flat = report.passthrough = True
+        analysis = self._first_look(img, plan, report)
+        if analysis is None:
             return report
-        analysis = self.analyze(img, report)
-        report.findings = [f.to_dict() for f in analysis.detected]
         requested, _ = user_request(prompt)
         report.planned = self._initial(analysis, None if plan == "auto" else list(plan), requested, grey)
         candidates = {s: self._candidates(s, grey) for s in report.planned}
@@ -578,11 +586,9 @@ class Planner:
         named = user_named(prompt)
         content = ", ".join(p for p in (content, caption) if p)
         report = PlanReport(mode=_mode(plan))
-        if plan == "auto" and is_flat(img):  # nothing to restore, whatever the words
-            report.flat = report.passthrough = True
+        analysis = self._first_look(img, plan, report)
+        if analysis is None:  # nothing to restore, whatever the words
             return PlanResult(img, report)
-        analysis = self.analyze(img, report)
-        report.findings = [f.to_dict() for f in analysis.detected]
         fixed = None if plan == "auto" else list(plan)
         todo = self._initial(analysis, fixed, requested, grey)
         report.planned = list(todo)
@@ -713,8 +719,7 @@ class Planner:
 
 def is_flat(img: np.ndarray) -> bool:
     """Whether ``img`` (float HxWxC in [0, 1]) is one flat colour (:data:`FLAT_RANGE`)."""
-    flat = img.reshape(-1, img.shape[-1]) if img.ndim == 3 else img.reshape(-1, 1)
-    return bool(np.ptp(flat, axis=0).max() <= FLAT_RANGE + 1e-6)
+    return bool(np.ptp(img.reshape(-1, img.shape[-1]), axis=0).max() <= FLAT_RANGE + 1e-6)
 
 
 def _change_db(before: np.ndarray, after: np.ndarray) -> float:
